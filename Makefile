@@ -1,0 +1,33 @@
+# The VFIO cdev no-IOMMU series for Linux 6.12 and the harness around it.
+# Every target is a few lines calling one script in scripts/.
+
+S := scripts
+
+.PHONY: all run check stress bench tree export deps source apply kernel clean help
+
+## make (run): set up, apply patches/, build the guest kernel, boot it and
+## run the edu DMA demo through VFIO no-IOMMU.
+all run:
+	@$(S)/demo.sh
+
+## make check: every gate and test; ends with "N passed, N failed".
+check:
+	@$(S)/check.sh
+
+## make tree: build/linux on branch "series" = base + patches/, to edit.
+tree:
+	@$(S)/deps.sh
+	@$(S)/tree.sh
+
+## make export: patches/ (and series) from branch "series" of build/linux.
+export:
+	@$(S)/export.sh
+
+deps:
+	@$(S)/deps.sh
+
+clean:
+	rm -rf build
+
+help:
+	@grep -h '^## ' $(MAKEFILE_LIST) | sed 's/^## //'

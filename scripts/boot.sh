@@ -1,0 +1,43 @@
+#!/bin/bash
+# boot.sh VARIANT TESTLIST LOGNAME [extra kernel args]
+# Boot build/obj/VARIANT under QEMU (TCG) with the edu device, run the
+# commands of TESTLIST (one per line) from build/bin in the guest, and leave
+# build/logs/LOGNAME.console (kernel) and build/logs/LOGNAME.tap (tests).
+set -eu
+. "$(dirname "$0")/lib.sh"
+variant=$1 tests=$2 name=$3
+shift 3
+obj="$OBJ/$variant"
+kernel="$obj/arch/x86/boot/bzImage"
+[ -f "$kernel" ] || die "no kernel for $variant: run scripts/build.sh first"
+root="$BUILD/initramfs/$name"
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,proc,sys,dev,tests,etc} "$LOGS"
+cp /bin/busybox "$root/bin/busybox"
+cp "$TOP/guest/init" "$root/init"
+chmod +x "$root/init"
+cp -r "$BUILD/bin/." "$root/tests/"
+cp "$tests" "$root/tests.sh"
+if [ -d "$obj/modroot/lib/modules" ]; then
+	mkdir -p "$root/lib"
+	cp -r "$obj/modroot/lib/modules" "$root/lib/"
+	printf '%s\n' iommufd vfio vfio-pci > "$root/modules.load"
+fi
+initrd="$BUILD/initramfs/$name.cpio"
+(cd "$root" && find . | cpio -o -H newc --quiet) > "$initrd"
+
+console="$LOGS/$name.console" tap="$LOGS/$name.tap"
+rm -f "$console" "$tap"
+say "booting $variant kernel in QEMU ($name, timeout ${BOOT_TIMEOUT:-900}s)"
+start=$(date +%s)
+rc=0
+timeout --foreground -k 10 "${BOOT_TIMEOUT:-900}" \
+	qemu-system-x86_64 -machine pc -accel tcg -cpu max -smp 2 -m 2048 \
+	-nographic -no-reboot -nodefaults -display none \
+	-kernel "$kernel" -initrd "$initrd" \
+	-append "console=ttyS0 panic=-1 oops=panic rdinit=/init hugepagesz=2M hugepages=16 vfio.enable_unsafe_noiommu_mode=1 $*" \
+	-serial "file:$console" -serial "file:$tap" \
+	-device edu,dma_mask=0xffffffffffffffff </dev/null || rc=$?
+say "guest $name ran $(($(date +%s) - start))s (qemu exit $rc)"
+[ $rc = 124 ] && echo "# HARNESS-TIMEOUT after ${BOOT_TIMEOUT:-900}s" >> "$tap"
+exit 0

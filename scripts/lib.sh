@@ -1,0 +1,41 @@
+# shellcheck shell=bash
+# Common settings for the harness scripts; sourced, not run.
+
+# Debian's python3 (checkpatch's spdxcheck needs python3-ply), not a pyenv one.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD="$TOP/build"
+PATCHES="$TOP/patches"
+SRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
+TREE="$BUILD/linux"          # developer tree (make tree / make export)
+CHECK_TREE="$BUILD/check"    # worktree that make check applies patches/ to
+OBJ=${OBJ:-$BUILD/obj}             # one O= directory per kernel variant
+LOGS="$BUILD/logs"
+JOBS=${JOBS:-$(nproc)}
+SELFTESTS=${SELFTESTS:-vfio}
+
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-10G}
+# Objects are reused across O= directories and worktrees.
+export CCACHE_BASEDIR="$BUILD"
+export CCACHE_NOHASHDIR=1
+export CCACHE_SLOPPINESS=time_macros,include_file_mtime,include_file_ctime
+# Reproducible build-id independent of the host.
+export KBUILD_BUILD_USER=harness KBUILD_BUILD_HOST=harness
+export KBUILD_BUILD_TIMESTAMP='Thu Jan  1 00:00:00 UTC 2026'
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+
+base_version() {
+	dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null
+}
+
+kmake() {
+	# kmake SRC OBJDIR [make args...]
+	local src=$1 obj=$2
+	shift 2
+	make -C "$src" O="$obj" -j"$JOBS" CC="ccache gcc" HOSTCC="ccache gcc" \
+		KCFLAGS="${KCFLAGS:-}" "$@"
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# tests-build.sh SRC: build the guest's test programs into build/bin against
+# SRC's uAPI headers: the demo, and the kselftests of SRC with the kernel's
+# own selftest makefiles (static, the guest has no libc).
+set -eu
+. "$(dirname "$0")/lib.sh"
+src=$1
+hdr="$BUILD/headers"
+bin="$BUILD/bin"
+rm -rf "$hdr" "$bin"
+mkdir -p "$bin" "$LOGS"
+log="$LOGS/tests-build.log"
+make -C "$src" -s ARCH=x86_64 O="$BUILD/obj/headers" INSTALL_HDR_PATH="$hdr" headers_install >"$log" 2>&1 ||
+	die "headers_install failed (see ${log#"$TOP"/})"
+gcc -Wall -Wextra -Werror -O2 -static -isystem "$hdr/include" \
+	-o "$bin/edu-dma" "$TOP/demo/edu-dma.c" || die "demo/edu-dma.c does not build"
+for t in $SELFTESTS; do
+	[ -d "$src/tools/testing/selftests/$t" ] || continue
+	mkdir -p "$bin/$t"
+	if ! make -C "$src/tools/testing/selftests/$t" -j"$JOBS" OUTPUT="$bin/$t" \
+		KHDR_INCLUDES="-isystem $hdr/include" CC="gcc -static" >>"$log" 2>&1; then
+		grep -E 'error|warning' "$log" | head -20 >&2
+		die "kselftest $t does not build (see ${log#"$TOP"/})"
+	fi
+	find "$bin/$t" -name '*.o' -delete
+done
+say "test programs built: $(cd "$bin" && find . -type f -perm -u+x | sed 's|^\./||' | tr '\n' ' ')"
