@@ -218,12 +218,13 @@ static uint64_t get_pa(int iommufd, uint32_t ioas, uint64_t iova)
 
 static int run_cdev(const char *bdf)
 {
-	char path[512], name[64] = "";
+	char path[512], name[256] = "";
 	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind), .flags = 0 };
 	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
 	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
 	struct iommu_ioas_map map = { .size = sizeof(map) };
 	struct dirent *de;
+	uint64_t pa_a, pa_b;
 	uint8_t *buf;
 	int devfd, iommufd;
 	DIR *d;
@@ -267,8 +268,9 @@ static int run_cdev(const char *bdf)
 	if (ioctl(iommufd, IOMMU_IOAS_MAP, &map))
 		fail("IOMMU_IOAS_MAP");
 	step("IOMMU_IOAS_MAP: 8192 bytes pinned at IOVA 0x%llx", (unsigned long long)map.iova);
-	return round_trip(buf, get_pa(iommufd, alloc.out_ioas_id, map.iova),
-			  buf + BUF_SIZE, get_pa(iommufd, alloc.out_ioas_id, map.iova + BUF_SIZE));
+	pa_a = get_pa(iommufd, alloc.out_ioas_id, map.iova);
+	pa_b = get_pa(iommufd, alloc.out_ioas_id, map.iova + BUF_SIZE);
+	return round_trip(buf, pa_a, buf + BUF_SIZE, pa_b);
 }
 #else
 static int run_cdev(const char *bdf)
