@@ -56,4 +56,16 @@ for f in $(echo "$files" | grep -E '\.(c|h)$' | grep -v '^tools/'); do
 		echo "$new" | sed 's/^/  /' >&2
 	fi
 done
+# reStructuredText the series touches must stay valid for docutils.
+for f in $(echo "$files" | grep -E '^Documentation/.*\.rst$'); do
+	if err=$(python3 -c 'import sys, io, docutils.core
+e = io.StringIO()
+docutils.core.publish_doctree(open(sys.argv[1]).read(), source_path=sys.argv[1],
+	settings_overrides={"warning_stream": e, "report_level": 2})
+sys.stdout.write(e.getvalue())' "$f") && [ -z "$err" ]; then
+		echo "PASS docutils: $f" >> "$results"
+	else
+		echo "FAIL docutils: $f: $(echo "$err" | head -1)" >> "$results"
+	fi
+done
 rm -rf "$tmp"
