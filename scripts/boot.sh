@@ -7,7 +7,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 variant=$1 tests=$2 name=$3
 shift 3
-obj="$OBJ/$variant"
+obj="$OBJ/$(variant_objdir "$variant")"
 kernel="$obj/arch/x86/boot/bzImage"
 [ -f "$kernel" ] || die "no kernel for $variant: run scripts/build.sh first"
 root="$BUILD/initramfs/$name"

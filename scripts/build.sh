@@ -4,7 +4,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 src=$1 variant=$2
-obj="$OBJ/$variant"
+obj="$OBJ/$(variant_objdir "$variant")"
 mkdir -p "$LOGS"
 "$TOP/scripts/config.sh" "$src" "$variant"
 log="$LOGS/build-$variant.log"

@@ -6,9 +6,9 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 src=$1 variant=$2
-frags=$(awk -v v="$variant" '$1 == v { $1 = ""; print }' "$TOP/configs/variants")
+frags=$(awk -v v="$variant" '$1 == v { $1 = $2 = ""; print }' "$TOP/configs/variants")
 [ -n "$frags" ] || die "unknown kernel variant '$variant' (see configs/variants)"
-obj="$OBJ/$variant"
+obj="$OBJ/$(variant_objdir "$variant")"
 mkdir -p "$obj"
 files=()
 for f in $frags; do
@@ -30,18 +30,21 @@ kmake "$src" "$obj" -s olddefconfig
 # skipped on trees that do not have them yet.
 find "$src" -name 'Kconfig*' -not -path '*/.git/*' -exec sed -n 's/^\(menu\)\?config \([A-Z0-9_]*\).*/\2/p' {} + |
 	sort -u > "$obj/.kconfig-symbols"
-bad=0
-for f in "${files[@]}"; do
+declare -A want=()
+for f in "${files[@]}"; do	# later fragments override earlier ones
 	while IFS= read -r line; do
-		case "$line" in CONFIG_*=*) ;; *) continue ;; esac
-		sym=${line%%=*} val=${line#*=}
-		grep -qx "${sym#CONFIG_}" "$obj/.kconfig-symbols" || continue
-		if [ "$val" = n ]; then
-			grep -q "^$sym=" "$obj/.config" && { echo "  $sym: wanted n" >&2; bad=1; }
-		else
-			grep -qx "$sym=$val" "$obj/.config" || { echo "  $sym: wanted $val, got $(grep "^$sym=" "$obj/.config" || echo unset)" >&2; bad=1; }
-		fi
+		case "$line" in CONFIG_*=*) want[${line%%=*}]=${line#*=} ;; esac
 	done < "$f"
+done
+bad=0
+for sym in "${!want[@]}"; do
+	val=${want[$sym]}
+	grep -qx "${sym#CONFIG_}" "$obj/.kconfig-symbols" || continue
+	if [ "$val" = n ]; then
+		grep -q "^$sym=" "$obj/.config" && { echo "  $sym: wanted n" >&2; bad=1; }
+	else
+		grep -qx "$sym=$val" "$obj/.config" || { echo "  $sym: wanted $val, got $(grep "^$sym=" "$obj/.config" || echo unset)" >&2; bad=1; }
+	fi
 done
 [ $bad = 0 ] || die "variant $variant: fragment values lost in olddefconfig (above)"
 echo "$key" > "$obj/.config.key"

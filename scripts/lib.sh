@@ -13,7 +13,9 @@ CHECK_TREE="$BUILD/check"    # worktree that make check applies patches/ to
 OBJ=${OBJ:-$BUILD/obj}             # one O= directory per kernel variant
 LOGS="$BUILD/logs"
 JOBS=${JOBS:-$(nproc)}
-SELFTESTS=${SELFTESTS:-vfio}
+# kselftests to build: DIR, or DIR:PROGRAM for one program of DIR (the
+# other iommu selftests of Debian's 6.12 tree do not build against its uAPI).
+SELFTESTS=${SELFTESTS-vfio iommu:iommufd_noiommu}
 
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-10G}
@@ -38,4 +40,8 @@ kmake() {
 	shift 2
 	make -C "$src" O="$obj" -j"$JOBS" CC="ccache gcc" HOSTCC="ccache gcc" \
 		KCFLAGS="${KCFLAGS:-}" "$@"
+}
+
+variant_objdir() {	# the O= directory (under build/obj) of a kernel variant
+	awk -v v="$1" '$1 == v { print $2 }' "$TOP/configs/variants"
 }

@@ -21,7 +21,7 @@ normalize() {
 build_warnings() {
 	"$TOP/scripts/config.sh" "$CHECK_TREE" lint
 	# shellcheck disable=SC2086
-	kmake "$CHECK_TREE" "$OBJ/lint" W=1 C=2 $dirs 2>&1 |
+	kmake "$CHECK_TREE" "$OBJ/$(variant_objdir lint)" W=1 C=2 $dirs 2>&1 |
 		grep -E ': (warning|error):' | normalize
 }
 

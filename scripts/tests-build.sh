@@ -15,13 +15,16 @@ make -C "$src" -s ARCH=x86_64 O="$BUILD/obj/headers" INSTALL_HDR_PATH="$hdr" hea
 gcc -Wall -Wextra -Werror -O2 -static -isystem "$hdr/include" \
 	-o "$bin/edu-dma" "$TOP/demo/edu-dma.c" || die "demo/edu-dma.c does not build"
 for t in $SELFTESTS; do
-	[ -d "$src/tools/testing/selftests/$t" ] || continue
-	mkdir -p "$bin/$t"
-	if ! make -C "$src/tools/testing/selftests/$t" -j"$JOBS" OUTPUT="$bin/$t" \
-		KHDR_INCLUDES="-isystem $hdr/include" CC="gcc -static" >>"$log" 2>&1; then
+	dir=${t%%:*} target=""
+	[ "$dir" = "$t" ] || target="$bin/$dir/${t#*:}"
+	[ -d "$src/tools/testing/selftests/$dir" ] || continue
+	[ -z "$target" ] || grep -q "${t#*:}" "$src/tools/testing/selftests/$dir/Makefile" || continue
+	mkdir -p "$bin/$dir"
+	if ! make -C "$src/tools/testing/selftests/$dir" -j"$JOBS" OUTPUT="$bin/$dir" \
+		KHDR_INCLUDES="-isystem $hdr/include" CC="gcc -static" $target >>"$log" 2>&1; then
 		grep -E 'error|warning' "$log" | head -20 >&2
 		die "kselftest $t does not build (see ${log#"$TOP"/})"
 	fi
-	find "$bin/$t" -name '*.o' -delete
+	find "$bin/$dir" -name '*.o' -delete
 done
 say "test programs built: $(cd "$bin" && find . -type f -perm -u+x | sed 's|^\./||' | tr '\n' ' ')"
