@@ -23,7 +23,7 @@ n=$(grep -cv '^\s*\(#\|$\)' "$series" || true)
 
 # Debian applies its patches with quilt: the series must apply that way too.
 if [ "$n" -gt 0 ]; then
-	if ! QUILT_PATCHES="$PATCHES" quilt push -a -q >"$LOGS/quilt.log" 2>&1; then
+	if ! QUILT_PATCHES="$PATCHES" quilt push -a -q --fuzz=0 >"$LOGS/quilt.log" 2>&1; then
 		tail -5 "$LOGS/quilt.log" >&2
 		die "quilt push -a: $(grep -o 'Applying patch .*' "$LOGS/quilt.log" | tail -1) does not apply"
 	fi

@@ -19,10 +19,5 @@ for p in $(grep -v '^\s*\(#\|$\)' "$PATCHES/series"); do
 	# shellcheck disable=SC2086
 	out=$(scripts/checkpatch.pl --strict --terse --showfile $ignore "$PATCHES/$p" 2>&1 |
 		grep -E '(ERROR|WARNING|CHECK):' || true)
-	if [ -z "$out" ]; then
-		echo "PASS checkpatch: $p" >> "$results"
-	else
-		echo "FAIL checkpatch: $p: $(echo "$out" | head -1)" >> "$results"
-		echo "$out" | sed 's/^/  /' >&2
-	fi
+	verdict "$results" "checkpatch: $p" "$out"
 done

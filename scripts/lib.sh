@@ -6,7 +6,7 @@ export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD="$TOP/build"
-PATCHES="$TOP/patches"
+PATCHES=${PATCHES:-$TOP/patches}
 SRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
 TREE="$BUILD/linux"          # developer tree (make tree / make export)
 CHECK_TREE="$BUILD/check"    # worktree that make check applies patches/ to
@@ -44,4 +44,15 @@ kmake() {
 
 variant_objdir() {	# the O= directory (under build/obj) of a kernel variant
 	awk -v v="$1" '$1 == v { print $2 }' "$TOP/configs/variants"
+}
+
+# verdict RESULTS NAME FINDINGS: one result line, PASS when FINDINGS is
+# empty, else FAIL with the first finding; all findings go to stderr.
+verdict() {
+	if [ -z "$3" ]; then
+		echo "PASS $2" >> "$1"
+	else
+		echo "FAIL $2: $(echo "$3" | head -1)" >> "$1"
+		echo "$3" | sed 's/^/  /' >&2
+	fi
 }

@@ -30,13 +30,8 @@ if [ -n "$dirs" ]; then
 	build_warnings > "$out/base.txt" || true
 	git checkout -q "$head"
 	build_warnings > "$out/head.txt" || true
-	new=$(comm -13 "$out/base.txt" "$out/head.txt")
-	if [ -z "$new" ]; then
-		echo "PASS lint: sparse and W=1 add no warning in $dirs" >> "$results"
-	else
-		echo "FAIL lint: sparse/W=1 warnings new in $dirs: $(echo "$new" | head -1)" >> "$results"
-		echo "$new" | sed 's/^/  /' >&2
-	fi
+	verdict "$results" "lint: no new sparse or W=1 warning in $dirs" \
+		"$(comm -13 "$out/base.txt" "$out/head.txt")"
 fi
 
 tmp=$(mktemp -d)
@@ -48,24 +43,14 @@ for f in $(echo "$files" | grep -E '\.(c|h)$' | grep -v '^tools/'); do
 		scripts/kernel-doc -none -Wall "$tmp/$(basename "$f")" 2>&1 |
 			sed "s|^$tmp/$(basename "$f"):|x:|" | normalize > "$tmp/base"
 	fi
-	new=$(comm -13 "$tmp/base" "$tmp/head")
-	if [ -z "$new" ]; then
-		echo "PASS kernel-doc: $f" >> "$results"
-	else
-		echo "FAIL kernel-doc: $f: $(echo "$new" | head -1)" >> "$results"
-		echo "$new" | sed 's/^/  /' >&2
-	fi
+	verdict "$results" "kernel-doc: $f" "$(comm -13 "$tmp/base" "$tmp/head")"
 done
 # reStructuredText the series touches must stay valid for docutils.
 for f in $(echo "$files" | grep -E '^Documentation/.*\.rst$'); do
-	if err=$(python3 -c 'import sys, io, docutils.core
+	verdict "$results" "docutils: $f" "$(python3 -c 'import sys, io, docutils.core
 e = io.StringIO()
 docutils.core.publish_doctree(open(sys.argv[1]).read(), source_path=sys.argv[1],
 	settings_overrides={"warning_stream": e, "report_level": 2})
-sys.stdout.write(e.getvalue())' "$f") && [ -z "$err" ]; then
-		echo "PASS docutils: $f" >> "$results"
-	else
-		echo "FAIL docutils: $f: $(echo "$err" | head -1)" >> "$results"
-	fi
+sys.stdout.write(e.getvalue())' "$f" 2>&1)"
 done
 rm -rf "$tmp"
