@@ -14,6 +14,16 @@ all run:
 check:
 	@$(S)/check.sh
 
+## make stress: the long reliability runs (fuzzer, races, SIGKILL, fault
+## injection, kmemleak after each) on the debug kernel; SEED=n replays.
+stress:
+	@$(S)/stress.sh
+
+## make bench: cdev no-IOMMU path against the legacy group path, one guest,
+## one run; ICOUNT=1 for instruction-counted time, RUNS=2 to compare runs.
+bench:
+	@$(S)/bench.sh
+
 ## make tree: build/linux on branch "series" = base + patches/, to edit.
 tree:
 	@$(S)/deps.sh

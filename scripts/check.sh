@@ -13,19 +13,7 @@ pass() { echo "PASS $*" >> "$results"; }
 fail() { echo "FAIL $*" >> "$results"; echo "  FAIL $*" >&2; }
 stage() { say "[$(($(date +%s) - start))s] $*"; }
 
-summary() {
-	local p f s
-	p=$(grep -c '^PASS' "$results")
-	f=$(grep -c '^FAIL' "$results")
-	s=$(grep -c '^SKIP' "$results")
-	if [ "$f" != 0 ]; then
-		echo "Failures:"
-		grep '^FAIL' "$results" | sed 's/^/  /'
-	fi
-	echo "make check took $(($(date +%s) - start))s; results in ${results#"$TOP"/}"
-	echo "$p passed, $f failed, $s skipped"
-	[ "$f" = 0 ]
-}
+summary() { print_summary "$results" "$start" "make check"; }
 
 stage "dependencies and base source"
 "$TOP/scripts/deps.sh" || { fail "setup: installing packages"; summary; exit 1; }
@@ -58,17 +46,19 @@ if ! "$TOP/scripts/tests-build.sh" "$CHECK_TREE"; then
 	exit 1
 fi
 
-# variant  test list (guest/tests-*.txt)
-while read -r variant list; do
+# variant  test list (guest/tests-*.txt)  machine
+while read -r variant list machine; do
 	case "$variant" in ''|'#'*) continue ;; esac
-	stage "guest: $variant kernel, tests of guest/$list"
+	name=$variant
+	[ "$machine" = pc ] || name=$variant-$machine
+	stage "guest: $variant kernel on $machine, tests of guest/$list"
 	if ! "$TOP/scripts/build.sh" "$CHECK_TREE" "$variant"; then
 		fail "build: $variant kernel"
 		continue
 	fi
-	"$TOP/scripts/boot.sh" "$variant" "$TOP/guest/$list" "$variant"
-	python3 "$TOP/scripts/tap.py" "$variant" "$LOGS/$variant.tap" \
-		"$LOGS/$variant.console" "$results" || true
+	MACHINE=$machine "$TOP/scripts/boot.sh" "$variant" "$TOP/guest/$list" "$name"
+	python3 "$TOP/scripts/tap.py" "$name" "$LOGS/$name.tap" \
+		"$LOGS/$name.console" "$results" || true
 done < "$TOP/guest/runs"
 
 summary

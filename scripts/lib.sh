@@ -56,3 +56,19 @@ verdict() {
 		echo "$3" | sed 's/^/  /' >&2
 	fi
 }
+
+# print_summary RESULTS START WHAT: the failures, the time, and last the
+# line "N passed, N failed, N skipped"; false if anything failed.
+print_summary() {
+	local p f s
+	p=$(grep -c '^PASS' "$1")
+	f=$(grep -c '^FAIL' "$1")
+	s=$(grep -c '^SKIP' "$1")
+	if [ "$f" != 0 ]; then
+		echo "Failures:"
+		grep '^FAIL' "$1" | sed 's/^/  /'
+	fi
+	echo "$3 took $(($(date +%s) - $2))s; results in ${1#"$TOP"/}"
+	echo "$p passed, $f failed, $s skipped"
+	[ "$f" = 0 ]
+}

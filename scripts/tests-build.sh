@@ -1,6 +1,7 @@
 #!/bin/bash
 # tests-build.sh SRC: build the guest's test programs into build/bin against
-# SRC's uAPI headers: the demo, and the kselftests of SRC with the kernel's
+# SRC's uAPI headers: the demo, the harness's own programs (tests/*.c, on
+# SRC's kselftest_harness.h), and the kselftests of SRC with the kernel's
 # own selftest makefiles (static, the guest has no libc).
 set -eu
 . "$(dirname "$0")/lib.sh"
@@ -14,6 +15,15 @@ make -C "$src" -s ARCH=x86_64 O="$BUILD/obj/headers" INSTALL_HDR_PATH="$hdr" hea
 	die "headers_install failed (see ${log#"$TOP"/})"
 gcc -Wall -Wextra -Werror -O2 -static -isystem "$hdr/include" \
 	-o "$bin/edu-dma" "$TOP/demo/edu-dma.c" || die "demo/edu-dma.c does not build"
+# (The demo alone, for make, builds with SELFTESTS="".)
+if [ -n "$SELFTESTS" ]; then
+	for c in "$TOP"/tests/*.c "$TOP"/bench/*.c; do
+		gcc -Wall -Werror -O2 -static -isystem "$hdr/include" \
+			-I "$src/tools/testing/selftests" -I "$TOP/tests" \
+			-o "$bin/$(basename "$c" .c)" "$c" -lpthread ||
+			die "${c#"$TOP"/} does not build"
+	done
+fi
 for t in $SELFTESTS; do
 	dir=${t%%:*} target=""
 	[ "$dir" = "$t" ] || target="$bin/$dir/${t#*:}"

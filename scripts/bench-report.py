@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Turn the BENCH lines of make bench's guest runs into the table.
+
+  bench-report.py OUTDIR BASE_VERSION ICOUNT SIZE_TXT RUN.tap [RUN.tap...]
+
+Writes OUTDIR/results.tsv (figure, value, unit; the first run, plus the
+derived ratios and the targets) and OUTDIR/table.md, and prints the table.
+With several runs, prints how far each figure moved between them.
+"""
+import datetime
+import platform
+import re
+import sys
+
+outdir, base, icount, size_txt = sys.argv[1:5]
+runs = []
+for path in sys.argv[5:]:
+    figs = {}
+    for line in open(path, errors='replace'):
+        m = re.match(r'^BENCH (\S+) (\S+) (\S+)', line)
+        if m:
+            figs[m.group(1)] = (float(m.group(2)), m.group(3))
+    runs.append(figs)
+f = runs[0]
+
+
+def v(name):
+    return f[name][0]
+
+
+sizes = [l.split() for l in open(size_txt) if l.strip() and not l.lstrip().startswith('text')]
+(bt, bd), (nt, nd) = [(int(s[0]), int(s[1])) for s in sizes[:2]]
+
+rows = []        # (section, what, cdev, legacy, unit)
+rows.append(('GET_PA', 'one 4 KiB page', v('get_pa_4k'), v('pagemap_pread_4k'), 'ns/call'))
+rows.append(('GET_PA', '2 MiB hugepage, length 2 MiB', v('get_pa_2m'), v('pagemap_pread_4k'), 'ns/call'))
+rows.append(('GET_PA', '64 MiB of 4 KiB pages, walked (%d calls / %d preads)' % (
+    v('get_pa_walk_64m_4k_calls'), v('pagemap_walk_64m_4k_reads')),
+    v('get_pa_walk_64m_4k'), v('pagemap_walk_64m_4k'), 'us'))
+rows.append(('GET_PA', '64 MiB of 2 MiB pages, walked (%d calls / %d preads)' % (
+    v('get_pa_walk_64m_2m_calls'), v('pagemap_walk_64m_2m_reads')),
+    v('get_pa_walk_64m_2m'), v('pagemap_walk_64m_2m'), 'us'))
+rows.append(('MAP', '64 MiB 4 KiB pages: MAP / mlock', v('map_64m_4k'), v('mlock_64m_4k'), 'us'))
+rows.append(('MAP', '64 MiB 4 KiB pages: UNMAP', v('unmap_64m_4k'), None, 'us'))
+rows.append(('MAP', '64 MiB 4 KiB pages: MAP + GET_PA walk / mlock + pagemap walk',
+             v('cdev_map_walk_64m_4k'), v('legacy_mlock_walk_64m_4k'), 'us'))
+rows.append(('MAP', '64 MiB 2 MiB pages: MAP / mlock', v('map_64m_2m'), v('mlock_64m_2m'), 'us'))
+rows.append(('MAP', '64 MiB 2 MiB pages: UNMAP', v('unmap_64m_2m'), None, 'us'))
+rows.append(('MAP', '64 MiB 2 MiB pages: MAP + GET_PA walk / mlock + pagemap walk',
+             v('cdev_map_walk_64m_2m'), v('legacy_mlock_walk_64m_2m'), 'us'))
+rows.append(('MAP', '64 MiB 2 MiB pages: pagemap walk per 4 KiB instead', None,
+             v('pagemap_walk_64m_2m_per_4k'), 'us'))
+rows.append(('Open', 'open to ready (cdev: open+bind+IOAS+attach+close; group: group+container+SET_IOMMU+GET_DEVICE_FD+close)',
+             v('open_to_ready_cdev'), f.get('open_to_ready_group', (None,))[0], 'us'))
+rows.append(('Memory', 'table, 4 KiB pages physically scattered (64 MiB)', v('table_bytes_per_4k_scattered'), None, 'B per 4 KiB'))
+rows.append(('Memory', 'table, 2 MiB pages, one 64 MiB mapping', v('table_bytes_per_4k_huge_64m'), None, 'B per 4 KiB'))
+rows.append(('Memory', 'table, 2 MiB pages, 64 x 64 MiB (4 GiB)', v('table_bytes_per_4k_huge_4g'), None, 'B per 4 KiB'))
+rows.append(('Size', 'vmlinux text + data growth (%d -> %d)' % (bt + bd, nt + nd), nt + nd - bt - bd, None, 'bytes'))
+
+targets = [
+    ('GET_PA 2 MiB <= 1.5 x GET_PA 4 KiB', v('get_pa_2m') / v('get_pa_4k'), 1.5),
+    ('GET_PA 4 KiB <= one pagemap pread', v('get_pa_4k') / v('pagemap_pread_4k'), 1.0),
+    ('64 MiB 2 MiB pages: MAP + GET_PA walk <= mlock + pagemap walk',
+     v('cdev_map_walk_64m_2m') / v('legacy_mlock_walk_64m_2m'), 1.0),
+    ('table <= 10 B per 4 KiB, scattered 4 KiB pages', v('table_bytes_per_4k_scattered'), 10),
+    ('table <= 0.1 B per 4 KiB, 2 MiB pages (4 GiB mapped)', v('table_bytes_per_4k_huge_4g'), 0.1),
+]
+
+
+def fmt(x):
+    if x is None:
+        return '-'
+    return '%.0f' % x if abs(x) >= 100 else '%.2f' % x
+
+
+machine = '%s, %s CPUs' % (platform.machine(), open('/proc/cpuinfo').read().count('processor\t'))
+model = re.search(r'model name\s*:\s*(.*)', open('/proc/cpuinfo').read())
+if model:
+    machine = model.group(1) + ' (' + machine + ')'
+lines = []
+lines.append('make bench, %s, base Debian linux-source-6.12 %s, guest: QEMU TCG%s on %s; median of the repetitions' % (
+    datetime.date.today().isoformat(), base, ' -icount shift=0' if icount == '1' else '', machine))
+lines.append('')
+lines.append('| | measurement | cdev + iommufd | legacy (group, pagemap) | unit |')
+lines.append('|---|---|---:|---:|---|')
+for sec, what, a, b, unit in rows:
+    lines.append('| %s | %s | %s | %s | %s |' % (sec, what, fmt(a), fmt(b), unit))
+lines.append('')
+lines.append('| target | figure | limit | |')
+lines.append('|---|---:|---:|---|')
+for what, x, lim in targets:
+    lines.append('| %s | %.3f | %s | %s |' % (what, x, lim, 'met' if x <= lim else 'NOT MET'))
+if len(runs) > 1:
+    worst = max(((abs(r[k][0] - f[k][0]) / f[k][0] if f[k][0] else 0), k)
+                for r in runs[1:] for k in f if k in r)
+    lines.append('')
+    lines.append('%d runs: the largest difference between runs is %.2f%% (%s)' % (
+        len(runs), worst[0] * 100, worst[1]))
+text = '\n'.join(lines)
+print(text)
+open(outdir + '/table.md', 'w').write(text + '\n')
+with open(outdir + '/results.tsv', 'w') as tsv:
+    tsv.write('figure\tvalue\tunit\n')
+    for k, (val, unit) in f.items():
+        tsv.write('%s\t%s\t%s\n' % (k, val, unit))
+    tsv.write('vmlinux_text_data_growth\t%d\tbytes\n' % (nt + nd - bt - bd))
+    for what, x, lim in targets:
+        tsv.write('target: %s\t%.4f\t%s\n' % (what, x, 'met' if x <= lim else 'not met'))

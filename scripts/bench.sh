@@ -1,0 +1,38 @@
+#!/bin/bash
+# bench.sh: make bench.  Boot the non-debug guest kernel with the edu device,
+# run bench/noiommu_bench (cdev no-IOMMU path against the legacy group path
+# with pagemap, same guest, same run), measure vmlinux growth against the
+# base with the same config, and print the table with the targets.
+#   ICOUNT=1  QEMU -icount shift=0: guest time counts instructions
+#   RUNS=n    boot n times and report how far the runs differ (default 1)
+#   REPS=n    repetitions per figure, the median is reported (default 9)
+set -eu
+. "$(dirname "$0")/lib.sh"
+out="$BUILD/bench"
+mkdir -p "$out" "$LOGS"
+"$TOP/scripts/deps.sh"
+"$TOP/scripts/apply.sh"
+
+# vmlinux size, base and patched, same fragments: the base is built in the
+# same worktree (checked out at tag base) so ccache serves every file the
+# series does not touch.
+head=$(git -C "$CHECK_TREE" rev-parse HEAD)
+git -C "$CHECK_TREE" checkout -q base
+OBJ="$BUILD/obj-base" "$TOP/scripts/build.sh" "$CHECK_TREE" guest ||
+	{ git -C "$CHECK_TREE" checkout -q "$head"; die "base kernel build failed"; }
+git -C "$CHECK_TREE" checkout -q "$head"
+"$TOP/scripts/build.sh" "$CHECK_TREE" guest
+size "$BUILD/obj-base/guest/vmlinux" "$OBJ/guest/vmlinux" > "$out/size.txt"
+"$TOP/scripts/tests-build.sh" "$CHECK_TREE"
+
+list="$out/bench-tests.txt"
+echo "./noiommu_bench \$EDU_BDF ${REPS:-9}" > "$list"
+runs=()
+for i in $(seq 1 "${RUNS:-1}"); do
+	BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} "$TOP/scripts/boot.sh" guest "$list" "bench-$i"
+	grep -q '^# noiommu_bench: done' "$LOGS/bench-$i.tap" ||
+		die "the benchmark did not finish (see build/logs/bench-$i.tap and .console)"
+	runs+=("$LOGS/bench-$i.tap")
+done
+python3 "$TOP/scripts/bench-report.py" "$out" "$(base_version)" \
+	"${ICOUNT:-0}" "$out/size.txt" "${runs[@]}"

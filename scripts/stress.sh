@@ -1,0 +1,39 @@
+#!/bin/bash
+# stress.sh: the long reliability runs on the debug kernel (KASAN, lockdep,
+# kmemleak, fault injection): the fuzzer with FUZZ_CALLS calls (default
+# 100000), RACE_ITERS race iterations per thread, KILL_ROUNDS SIGKILLs, a
+# kmemleak scan after every scenario, fail-nth on the mock and the real
+# device, and the vIOMMU guest.  SEED=n replays a run (default: the date).
+# Ends with "N passed, N failed, N skipped".
+set -u
+. "$(dirname "$0")/lib.sh"
+results="$LOGS/stress-results.txt"
+start=$(date +%s)
+seed=${SEED:-$(date +%Y%m%d)}
+mkdir -p "$LOGS"
+: > "$results"
+"$TOP/scripts/deps.sh" && "$TOP/scripts/apply.sh" &&
+	"$TOP/scripts/tests-build.sh" "$CHECK_TREE" &&
+	"$TOP/scripts/build.sh" "$CHECK_TREE" debug || {
+	echo "FAIL stress: setup (above)" >> "$results"
+	print_summary "$results" "$start" "make stress"
+	exit 1
+}
+list="$BUILD/stress-tests.txt"
+cat > "$list" <<LIST
+STRESS_KMEMLEAK=1 STRESS_SEED=$seed FUZZ_CALLS=${FUZZ_CALLS:-100000} RACE_ITERS=${RACE_ITERS:-5000} KILL_ROUNDS=${KILL_ROUNDS:-40} ./noiommu_stress \$EDU_BDF
+./iommu/iommufd_noiommu
+./vfio/vfio_noiommu_test \$EDU_BDF
+LIST
+say "stress seed $seed (replay: make stress SEED=$seed)"
+for machine in pc viommu; do
+	name=stress-$machine
+	[ $machine = pc ] || list="$TOP/guest/tests-viommu.txt"
+	MACHINE=$machine BOOT_TIMEOUT=${BOOT_TIMEOUT:-3000} \
+		"$TOP/scripts/boot.sh" debug "$list" "$name"
+	python3 "$TOP/scripts/tap.py" "$name" "$LOGS/$name.tap" \
+		"$LOGS/$name.console" "$results" || true
+done
+grep -h '^# *\(fail_nth\|fuzz\|race\|sigkill\|sysfs\|mode_off\|seed\|[0-9]* \(calls\|failure\|workers\|processes\)\)' \
+	"$LOGS/stress-pc.tap" | sed 's/^#  */  /' || true
+print_summary "$results" "$start" "make stress"
