@@ -49,6 +49,12 @@ static uint64_t rnd_below(uint64_t n)
 
 static bool kmemleak_each;
 
+/* Only for the timeout: the long runs take far more than the default 30 s */
+FIXTURE(stress) {};
+FIXTURE_SETUP(stress) {}
+FIXTURE_TEARDOWN(stress) {}
+#define STRESS_TEST(name) TEST_F_TIMEOUT(stress, name, 3600)
+
 /* New unreferenced objects since the last call (kmemleak needs 5 s) */
 static int kmemleak_new(void)
 {
@@ -194,7 +200,7 @@ static void quiet_fault_injection(void)
 }
 
 /* 1. Fail the 1st, 2nd, ... allocation of the sequence until it succeeds */
-TEST(fail_nth_vfio_sequence)
+STRESS_TEST(fail_nth_vfio_sequence)
 {
 	unsigned int nth, injected = 0, errs[256] = {};
 	uint8_t *buf = alloc_buf(4 * PAGE, false);
@@ -240,9 +246,9 @@ TEST(fail_nth_vfio_sequence)
 	}
 	close(nth_fd);
 	EXPECT_LT(nth, 2000);
-	TH_LOG("%u failure points injected (ENOMEM %u, other errno %u); huge page %s",
+	TH_LOG("%u failure points injected: %u ENOMEM, %u other errno, %u absorbed by a fallback (the sequence succeeded); huge page %s",
 	       injected, errs[ENOMEM], injected - errs[ENOMEM] - errs[0],
-	       huge ? "used" : "unavailable");
+	       errs[0], huge ? "used" : "unavailable");
 	/* An injected failure that was swallowed must still end in success */
 	EXPECT_LT(10, injected);
 	EXPECT_EQ(0, vfio_sequence(buf, huge));
@@ -260,6 +266,10 @@ struct fuzz {
 	int iommufd, devfd;
 	char path[PATH_MAX];
 	uint32_t ids[FZ_IDS];
+	uint64_t iovas[FZ_IDS];	/* IOVAs that MAP and COPY handed out */
+	unsigned int nids, niovas;
+	uint32_t dev_ioas;	/* the IOAS the device was last attached to */
+	uint64_t setup_iova, setup_len;	/* what fuzz_setup() mapped there */
 	uint8_t *buf[FZ_BUFS];
 	size_t buf_len[FZ_BUFS];
 	uint64_t *pas;		/* page frame of every buffer page */
@@ -269,6 +279,33 @@ struct fuzz {
 	unsigned long errnos[256];
 };
 
+/*
+ * A buffer followed by inaccessible memory: a MAP that runs past its end
+ * fails instead of pinning some other page of this process, so every page
+ * the fuzzer can get mapped is a page of its buffers.
+ */
+static void *alloc_guarded(size_t len, bool huge)
+{
+	uintptr_t start;
+	void *res, *buf;
+
+	res = mmap(NULL, len + 2 * HUGE, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return NULL;
+	start = ((uintptr_t)res + HUGE - 1) & ~(HUGE - 1);
+	buf = mmap((void *)start, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_FIXED |
+		   (huge ? MAP_HUGETLB : 0), -1, 0);
+	if (buf == MAP_FAILED) {
+		munmap(res, len + 2 * HUGE);
+		return NULL;
+	}
+	if (!huge)
+		madvise(buf, len, MADV_NOHUGEPAGE);
+	return buf;
+}
+
 static void fuzz_learn_pas(struct fuzz *fz)
 {
 	size_t i, off;
@@ -277,6 +314,8 @@ static void fuzz_learn_pas(struct fuzz *fz)
 	for (i = 0; i < FZ_BUFS; i++)
 		for (off = 0; off < fz->buf_len[i]; off += PAGE)
 			fz->pas[fz->npas++] = pagemap_pa(fz->buf[i] + off) / PAGE;
+	for (off = 0; off < 16 * PAGE; off += PAGE)
+		fz->pas[fz->npas++] = pagemap_pa(fz->scratch + off) / PAGE;
 }
 
 static bool fuzz_pa_known(struct fuzz *fz, uint64_t pa)
@@ -299,26 +338,30 @@ static uint32_t fz_id(struct fuzz *fz)
 	case 2:
 		return rnd_below(64);
 	default:
-		return fz->ids[rnd_below(FZ_IDS)];
+		return fz->ids[rnd_below(fz->nids)];
 	}
 }
 
-static uint64_t fz_iova(void)
+static uint64_t fz_iova(struct fuzz *fz)
 {
 	static const uint64_t edges[] = {
 		0, PAGE, HUGE, 1UL << 32, (1UL << 47) - PAGE, 1UL << 47,
 		ULONG_MAX - PAGE + 1, ULONG_MAX, 0x10000,
 	};
 
-	switch (rnd_below(4)) {
+	switch (rnd_below(8)) {
 	case 0:
 		return edges[rnd_below(sizeof(edges) / sizeof(edges[0]))];
 	case 1:
 		return rnd();
 	case 2:
 		return rnd_below(64) * PAGE + (rnd_below(4) ? 0 : rnd_below(PAGE));
-	default:
+	case 3:
 		return (1UL << 32) + rnd_below(64) * PAGE;
+	default:
+		/* Near what is mapped, where the interesting answers are */
+		return fz->iovas[rnd_below(fz->niovas)] + rnd_below(8) * PAGE +
+		       (rnd_below(4) ? 0 : rnd_below(PAGE));
 	}
 }
 
@@ -370,6 +413,45 @@ static uint32_t fz_size(uint32_t real)
 	}
 }
 
+static void fz_remember_iova(struct fuzz *fz, uint64_t iova)
+{
+	fz->iovas[fz->niovas < FZ_IDS ? fz->niovas++ : rnd_below(FZ_IDS)] = iova;
+}
+
+static void fz_remember_id(struct fuzz *fz, uint32_t id)
+{
+	fz->ids[fz->nids < FZ_IDS ? fz->nids++ : rnd_below(FZ_IDS)] = id;
+}
+
+/*
+ * Mostly start from a device that is bound, attached and has memory mapped,
+ * so that the random calls reach the deep paths, not just argument checks.
+ */
+static void fuzz_setup(struct fuzz *fz)
+{
+	uint32_t devid, ioas, pt;
+	uint64_t iova = 0;
+	int i = rnd_below(FZ_BUFS);
+
+	if (!rnd_below(8) || device_bind(fz->devfd, fz->iommufd, &devid))
+		return;
+	fz_remember_id(fz, devid);
+	if (ioas_alloc(fz->iommufd, &ioas))
+		return;
+	fz_remember_id(fz, ioas);
+	if (!ioas_map(fz->iommufd, ioas, fz->buf[i], fz->buf_len[i], &iova,
+		      false)) {
+		fz_remember_iova(fz, iova);
+		fz->setup_iova = iova;
+		fz->setup_len = fz->buf_len[i];
+	}
+	pt = ioas;
+	if (!device_attach(fz->devfd, &pt)) {
+		fz_remember_id(fz, pt);
+		fz->dev_ioas = ioas;
+	}
+}
+
 static void fuzz_reopen(struct __test_metadata *_metadata, struct fuzz *fz,
 			bool dev)
 {
@@ -381,9 +463,10 @@ static void fuzz_reopen(struct __test_metadata *_metadata, struct fuzz *fz,
 		close(fz->iommufd);
 		fz->iommufd = open("/dev/iommu", O_RDWR);
 		ASSERT_LE(0, fz->iommufd);
-		memset(fz->ids, 0, sizeof(fz->ids));
+		fz->nids = fz->niovas = 0;
 	}
 	fz->reopens++;
+	fuzz_setup(fz);
 }
 
 /* One random ioctl, or a close and re-open of one of the two fds */
@@ -416,6 +499,7 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 	int fd = fz->iommufd, rc, i, pick = rnd_below(100);
 	uint64_t asked = 0;
 	bool check_pa = false;
+	uint32_t attach_in = 0;
 
 	memset(&a, 0, sizeof(a));
 	/* Random words in the spare bytes, for the size rules */
@@ -423,10 +507,10 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 		for (i = 0; i < 64; i++)
 			a.u32[i] = rnd_below(3) ? 0 : rnd();
 
-	if (pick < 2) {
+	if (!rnd_below(200)) {
 		fuzz_reopen(_metadata, fz, rnd_below(2));
 		return;
-	} else if (pick < 8) {
+	} else if (pick < 6) {
 		req = IOMMU_IOAS_ALLOC;
 		a.alloc.size = fz_size(sizeof(a.alloc));
 		a.alloc.flags = rnd_below(8) ? 0 : rnd();
@@ -444,12 +528,12 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 		a.map.ioas_id = fz_id(fz);
 		a.map.user_va = fz_uptr(fz);
 		a.map.length = rnd_below(3) ? rnd_below(8) * PAGE : fz_len();
-		a.map.iova = fz_iova();
+		a.map.iova = fz_iova(fz);
 	} else if (pick < 40) {
 		req = IOMMU_IOAS_UNMAP;
 		a.unmap.size = fz_size(sizeof(a.unmap));
 		a.unmap.ioas_id = fz_id(fz);
-		a.unmap.iova = fz_iova();
+		a.unmap.iova = fz_iova(fz);
 		a.unmap.length = fz_len();
 	} else if (pick < 48) {
 		req = IOMMU_IOAS_COPY;
@@ -460,15 +544,18 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 		a.copy.dst_ioas_id = fz_id(fz);
 		a.copy.src_ioas_id = fz_id(fz);
 		a.copy.length = fz_len();
-		a.copy.dst_iova = fz_iova();
-		a.copy.src_iova = fz_iova();
+		a.copy.dst_iova = fz_iova(fz);
+		a.copy.src_iova = fz_iova(fz);
 	} else if (pick < 70) {
 		req = IOMMU_IOAS_NOIOMMU_GET_PA;
 		a.get_pa.size = fz_size(sizeof(a.get_pa));
 		a.get_pa.flags = rnd_below(16) ? 0 : rnd();
 		a.get_pa.__reserved = rnd_below(16) ? 0 : rnd();
-		a.get_pa.ioas_id = fz_id(fz);
-		a.get_pa.iova = fz_iova();
+		a.get_pa.ioas_id = rnd_below(2) ? fz->dev_ioas : fz_id(fz);
+		a.get_pa.iova = fz_iova(fz);
+		if (rnd_below(2))
+			a.get_pa.iova = fz->setup_iova +
+					rnd_below(fz->setup_len + PAGE);
 		a.get_pa.length = fz_len();
 		asked = a.get_pa.length;
 		check_pa = arg == &a;
@@ -486,7 +573,7 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 		a.allow.num_iovas = rnd_below(3);
 		a.allow.allowed_iovas = (uintptr_t)fz->scratch;
 		for (i = 0; i < 4; i++)
-			((uint64_t *)fz->scratch)[i] = fz_iova();
+			((uint64_t *)fz->scratch)[i] = fz_iova(fz);
 	} else if (pick < 77) {
 		req = IOMMU_OPTION;
 		a.option.size = fz_size(sizeof(a.option));
@@ -527,6 +614,7 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 			a.attach.argsz = fz_size(sizeof(a.attach));
 			a.attach.flags = rnd_below(8) ? 0 : rnd();
 			a.attach.pt_id = fz_id(fz);
+			attach_in = a.attach.pt_id;
 			break;
 		case 3:
 			req = VFIO_DEVICE_DETACH_IOMMUFD_PT;
@@ -556,15 +644,23 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 		return;
 	}
 	fz->ok++;
-	/* Remember new object ids: more calls then reach real objects */
+	/* Remember new objects and IOVAs: more calls then reach them */
+	if (req == IOMMU_IOAS_MAP && arg == &a)
+		fz_remember_iova(fz, a.map.iova);
+	else if (req == IOMMU_IOAS_COPY && arg == &a)
+		fz_remember_iova(fz, a.copy.dst_iova);
 	if (req == IOMMU_IOAS_ALLOC)
-		fz->ids[rnd_below(FZ_IDS)] = a.alloc.out_ioas_id;
+		fz_remember_id(fz, a.alloc.out_ioas_id);
 	else if (req == IOMMU_HWPT_ALLOC)
-		fz->ids[rnd_below(FZ_IDS)] = a.hwpt.out_hwpt_id;
+		fz_remember_id(fz, a.hwpt.out_hwpt_id);
 	else if (req == VFIO_DEVICE_BIND_IOMMUFD)
-		fz->ids[rnd_below(FZ_IDS)] = a.bind.out_devid;
-	else if (req == VFIO_DEVICE_ATTACH_IOMMUFD_PT)
-		fz->ids[rnd_below(FZ_IDS)] = a.attach.pt_id;
+		fz_remember_id(fz, a.bind.out_devid);
+	else if (req == VFIO_DEVICE_ATTACH_IOMMUFD_PT && arg == &a) {
+		fz_remember_id(fz, a.attach.pt_id);
+		/* Attached to an IOAS: the kernel answers with the hwpt */
+		if (a.attach.pt_id != attach_in)
+			fz->dev_ioas = attach_in;
+	}
 	if (check_pa) {
 		/* Only ever an address of a page this process mapped */
 		fz->get_pa_ok++;
@@ -580,7 +676,7 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 	}
 }
 
-TEST(fuzz)
+STRESS_TEST(fuzz)
 {
 	unsigned long n = env_ul("FUZZ_CALLS", 10000);
 	unsigned long seed = env_ul("STRESS_SEED", 1);
@@ -598,16 +694,16 @@ TEST(fuzz)
 	baseline_take(&b);
 	for (i = 0; i < FZ_BUFS; i++) {
 		fz.buf_len[i] = i == 0 ? HUGE : (i + 1) * 4 * PAGE;
-		fz.buf[i] = alloc_buf(fz.buf_len[i], i == 0);
+		fz.buf[i] = alloc_guarded(fz.buf_len[i], i == 0);
 		if (!fz.buf[i]) {
 			fz.buf_len[i] = 16 * PAGE;
-			fz.buf[i] = alloc_buf(fz.buf_len[i], false);
+			fz.buf[i] = alloc_guarded(fz.buf_len[i], false);
 		}
 		ASSERT_NE(NULL, fz.buf[i]);
 		total += fz.buf_len[i] / PAGE;
 	}
-	fz.pas = calloc(total, sizeof(*fz.pas));
-	fz.scratch = alloc_buf(16 * PAGE, false);
+	fz.pas = calloc(total + 16, sizeof(*fz.pas));
+	fz.scratch = alloc_guarded(16 * PAGE, false);
 	ASSERT_NE(NULL, fz.pas);
 	ASSERT_NE(NULL, fz.scratch);
 	fuzz_learn_pas(&fz);
@@ -615,6 +711,7 @@ TEST(fuzz)
 	ASSERT_LE(0, fz.devfd);
 	fz.iommufd = open("/dev/iommu", O_RDWR);
 	ASSERT_LE(0, fz.iommufd);
+	fuzz_setup(&fz);
 
 	while (fz.calls < n && !_metadata->exit_code)
 		fuzz_one(_metadata, &fz);
@@ -737,7 +834,7 @@ static void *race_worker(void *arg)
 	return NULL;
 }
 
-TEST(race_map_unmap_get_pa_vs_attach)
+STRESS_TEST(race_map_unmap_get_pa_vs_attach)
 {
 	struct race r = { .md = _metadata };
 	struct worker w[RACE_WORKERS];
@@ -752,8 +849,7 @@ TEST(race_map_unmap_get_pa_vs_attach)
 	ASSERT_NE(NULL, r.shared);
 	for (i = 0; i < RACE_PAGES; i++)
 		r.shared_pa[i] = pagemap_pa(r.shared + i * PAGE);
-	if (dev_ctx_open(&r.c))
-		SKIP(return, "no device cdev");
+	ASSERT_EQ(0, dev_ctx_open(&r.c));
 	ASSERT_EQ(0, ioas_alloc(r.c.iommufd, &r.ioas2));
 	for (i = 0; i < RACE_WORKERS; i++) {
 		w[i] = (struct worker){ .r = &r, .id = i,
@@ -785,7 +881,7 @@ TEST(race_map_unmap_get_pa_vs_attach)
 }
 
 /* SIGKILL in the middle of map/GET_PA/unmap/attach */
-TEST(sigkill_mid_sequence)
+STRESS_TEST(sigkill_mid_sequence)
 {
 	unsigned long rounds = env_ul("KILL_ROUNDS", 4), i;
 	uint64_t seed = env_ul("STRESS_SEED", 1) * 31 + 5;
@@ -843,7 +939,7 @@ TEST(sigkill_mid_sequence)
 }
 
 /* vfio-pci unbound while a process holds the cdev: it is asked to let go */
-TEST(sysfs_unbind_while_open)
+STRESS_TEST(sysfs_unbind_while_open)
 {
 	struct vfio_irq_set *set;
 	char irqbuf[sizeof(*set) + sizeof(int)], path[PATH_MAX];
@@ -856,8 +952,7 @@ TEST(sysfs_unbind_while_open)
 	pid_t pid;
 
 	baseline_take(&b);
-	if (dev_ctx_open(&ctx))
-		SKIP(return, "no device cdev");
+	ASSERT_EQ(0, dev_ctx_open(&ctx));
 	ASSERT_EQ(0, ioas_map(ctx.iommufd, ctx.ioas, buf, 4 * PAGE, &iova, false));
 	efd = eventfd(0, 0);
 	ASSERT_LE(0, efd);
@@ -874,8 +969,11 @@ TEST(sysfs_unbind_while_open)
 
 	pid = fork();
 	ASSERT_LE(0, pid);
-	if (!pid)
+	if (!pid) {
+		/* Only the parent holds the device */
+		dev_ctx_close(&ctx);
 		_exit(write_file("/sys/bus/pci/drivers/vfio-pci/unbind", bdf) ? 1 : 0);
+	}
 	/* The unbind waits and the holder is told through the request IRQ */
 	pfd = (struct pollfd){ .fd = efd, .events = POLLIN };
 	EXPECT_EQ(1, poll(&pfd, 1, 30000));
@@ -900,7 +998,7 @@ TEST(sysfs_unbind_while_open)
 }
 
 /* 5. With enable_unsafe_noiommu_mode=0 vfio-pci refuses the device */
-TEST(mode_off_refuses_device)
+STRESS_TEST(mode_off_refuses_device)
 {
 	const char *mode = "/sys/module/vfio/parameters/enable_unsafe_noiommu_mode";
 	char path[PATH_MAX];

@@ -138,6 +138,8 @@ static inline unsigned long long read_ull(const char *path)
 /* Pages pinned with FOLL_PIN and not yet unpinned, in the whole guest */
 static inline long long pins_held(void)
 {
+	/* Fold the per-CPU deltas of the counters first */
+	write_file("/proc/sys/vm/stat_refresh", "1");
 	return proc_value("/proc/vmstat", "nr_foll_pin_acquired") -
 	       proc_value("/proc/vmstat", "nr_foll_pin_released");
 }
