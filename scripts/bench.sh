@@ -13,14 +13,15 @@ mkdir -p "$out" "$LOGS"
 "$TOP/scripts/deps.sh"
 "$TOP/scripts/apply.sh"
 
-# vmlinux size, base and patched, same fragments: the base is built in the
-# same worktree (checked out at tag base) so ccache serves every file the
-# series does not touch.
-head=$(git -C "$CHECK_TREE" rev-parse HEAD)
-git -C "$CHECK_TREE" checkout -q base
-OBJ="$BUILD/obj-base" "$TOP/scripts/build.sh" "$CHECK_TREE" guest ||
-	{ git -C "$CHECK_TREE" checkout -q "$head"; die "base kernel build failed"; }
-git -C "$CHECK_TREE" checkout -q "$head"
+# vmlinux size, base and patched, same fragments.  The base is built once
+# in its own worktree (build/base, tag base) and kept in build/obj-base.
+if [ ! -d "$BUILD/base" ]; then
+	git -C "$TREE" worktree prune
+	git -C "$TREE" worktree add -q --detach "$BUILD/base" base
+fi
+git -C "$BUILD/base" checkout -q --detach base
+OBJ="$BUILD/obj-base" "$TOP/scripts/build.sh" "$BUILD/base" guest ||
+	die "base kernel build failed"
 "$TOP/scripts/build.sh" "$CHECK_TREE" guest
 size "$BUILD/obj-base/guest/vmlinux" "$OBJ/guest/vmlinux" > "$out/size.txt"
 "$TOP/scripts/tests-build.sh" "$CHECK_TREE"

@@ -601,7 +601,7 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 		a.u32[0] = fz_size(rnd_below(128));
 	} else {
 		fd = fz->devfd;
-		switch (rnd_below(6)) {
+		switch (rnd_below(12)) {
 		case 0:
 			req = VFIO_DEVICE_BIND_IOMMUFD;
 			a.bind.argsz = fz_size(sizeof(a.bind));
@@ -610,18 +610,20 @@ static void fuzz_one(struct __test_metadata *_metadata, struct fuzz *fz)
 			break;
 		case 1:
 		case 2:
+		case 3:
 			req = VFIO_DEVICE_ATTACH_IOMMUFD_PT;
 			a.attach.argsz = fz_size(sizeof(a.attach));
 			a.attach.flags = rnd_below(8) ? 0 : rnd();
-			a.attach.pt_id = fz_id(fz);
+			a.attach.pt_id = rnd_below(2) ? fz->dev_ioas : fz_id(fz);
 			attach_in = a.attach.pt_id;
 			break;
-		case 3:
+		case 4:
 			req = VFIO_DEVICE_DETACH_IOMMUFD_PT;
 			a.detach.argsz = fz_size(sizeof(a.detach));
 			a.detach.flags = rnd_below(8) ? 0 : rnd();
 			break;
-		case 4:
+		case 5:
+		case 6:
 			req = VFIO_DEVICE_GET_INFO;
 			a.dinfo.argsz = fz_size(sizeof(a.dinfo));
 			break;
