@@ -184,7 +184,7 @@ static void bench_64m(const char *kind, uint8_t *buf, size_t step)
 
 static long long iommu_pages(void)
 {
-	return proc_value("/proc/vmstat", "nr_iommu_pages");
+	return vmstat("nr_iommu_pages");
 }
 
 /* Table bytes per mapped 4 KiB page: 4 KiB pages in random physical order */

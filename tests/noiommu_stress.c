@@ -295,14 +295,12 @@ static void *alloc_guarded(size_t len, bool huge)
 		return NULL;
 	start = ((uintptr_t)res + HUGE - 1) & ~(HUGE - 1);
 	buf = mmap((void *)start, len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_FIXED |
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
 		   (huge ? MAP_HUGETLB : 0), -1, 0);
-	if (buf == MAP_FAILED) {
+	if (buf == MAP_FAILED || populate(buf, len, huge)) {
 		munmap(res, len + 2 * HUGE);
 		return NULL;
 	}
-	if (!huge)
-		madvise(buf, len, MADV_NOHUGEPAGE);
 	return buf;
 }
 

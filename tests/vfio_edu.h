@@ -135,13 +135,17 @@ static inline unsigned long long read_ull(const char *path)
 	return strtoull(val, NULL, 0);
 }
 
+/* A counter of /proc/vmstat, with the per-CPU deltas folded in first */
+static inline long long vmstat(const char *key)
+{
+	write_file("/proc/sys/vm/stat_refresh", "1");
+	return proc_value("/proc/vmstat", key);
+}
+
 /* Pages pinned with FOLL_PIN and not yet unpinned, in the whole guest */
 static inline long long pins_held(void)
 {
-	/* Fold the per-CPU deltas of the counters first */
-	write_file("/proc/sys/vm/stat_refresh", "1");
-	return proc_value("/proc/vmstat", "nr_foll_pin_acquired") -
-	       proc_value("/proc/vmstat", "nr_foll_pin_released");
+	return vmstat("nr_foll_pin_acquired") - vmstat("nr_foll_pin_released");
 }
 
 /* This process's pinned memory as iommufd charges it (kB) */
@@ -150,16 +154,36 @@ static inline long long vm_pinned_kb(void)
 	return proc_value("/proc/self/status", "VmPin");
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/*
+ * Back @buf with memory now: 2 MiB pages when it is hugetlb, else 4 KiB
+ * pages (guest/init turns transparent huge pages off, as the guest kernel
+ * has no madvise(); where it has one, MADV_NOHUGEPAGE does the same).
+ */
+static inline int populate(void *buf, size_t len, bool huge)
+{
+	if (!huge)
+		madvise(buf, len, MADV_NOHUGEPAGE);
+	if (madvise(buf, len, MADV_POPULATE_WRITE))
+		memset(buf, 0, len);
+	return 0;
+}
+
 static inline void *alloc_buf(size_t len, bool huge)
 {
 	void *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE |
+			 MAP_PRIVATE | MAP_ANONYMOUS |
 			 (huge ? MAP_HUGETLB : 0), -1, 0);
 
 	if (buf == MAP_FAILED)
 		return NULL;
-	if (!huge)
-		madvise(buf, len, MADV_NOHUGEPAGE);
+	if (populate(buf, len, huge)) {
+		munmap(buf, len);
+		return NULL;
+	}
 	return buf;
 }
 
