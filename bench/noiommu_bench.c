@@ -318,6 +318,12 @@ int main(int argc, char **argv)
 	if (!page || !buf4k || !huge || !huge64)
 		die("buffers (2 MiB pages: vm.nr_hugepages)");
 	check(dev_ctx_open(&c), "cdev open/bind/attach");
+	{
+		struct timespec res;
+
+		clock_getres(CLOCK_MONOTONIC, &res);
+		printf("# clock resolution %ld ns\n", res.tv_nsec);
+	}
 	printf("# noiommu_bench: %d repetitions per figure, median reported\n",
 	       reps);
 
