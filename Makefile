@@ -20,7 +20,8 @@ stress:
 	@$(S)/stress.sh
 
 ## make bench: cdev no-IOMMU path against the legacy group path, one guest,
-## one run; ICOUNT=1 for instruction-counted time, RUNS=2 to compare runs.
+## one run, guest time counted in instructions (ICOUNT=0: wall time);
+## RUNS=2 to compare runs.
 bench:
 	@$(S)/bench.sh
 
