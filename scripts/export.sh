@@ -8,7 +8,10 @@ git rev-parse -q --verify refs/heads/series >/dev/null || die "no branch series 
 [ -z "$(git status --porcelain --untracked-files=no)" ] || die "build/linux has uncommitted changes: commit them first"
 n=$(git rev-list --count base..series)
 rm -f "$PATCHES"/*.patch
-git format-patch -q --no-signature --zero-commit \
+# suppressBlankEmpty: a blank context line is an empty line, not a lone
+# space (patch, quilt and git am read both), so no line of patches/ ends in
+# whitespace even where a tool checks the .patch files as plain text.
+git -c diff.suppressBlankEmpty=true format-patch -q --no-signature --zero-commit \
 	--cover-letter --cover-from-description=subject \
 	--subject-prefix="PATCH 6.12" -o "$PATCHES" base..series
 # format-patch names files after subjects: the quilt series lists them.

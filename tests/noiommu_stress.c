@@ -1023,14 +1023,4 @@ STRESS_TEST(mode_off_refuses_device)
 	EXPECT_NOTHING_LOST(&b);
 }
 
-int main(int argc, char **argv)
-{
-	if (argc < 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: %s BDF [harness options]\n", argv[0]);
-		return KSFT_FAIL;
-	}
-	bdf = argv[1];
-	argv[1] = argv[0];
-	kmemleak_each = env_ul("STRESS_KMEMLEAK", 0);
-	return test_harness_run(argc - 1, argv + 1);
-}
+EDU_TEST_MAIN(kmemleak_each = env_ul("STRESS_KMEMLEAK", 0))

@@ -39,6 +39,24 @@
 
 static const char *bdf;
 
+/*
+ * main() of a kselftest_harness program whose first argument is the BDF of
+ * the edu device; the harness options follow it.
+ */
+#define EDU_TEST_MAIN(setup)						\
+int main(int argc, char **argv)						\
+{									\
+	if (argc < 2 || argv[1][0] == '-') {				\
+		fprintf(stderr, "usage: %s BDF [harness options]\n",	\
+			argv[0]);					\
+		return KSFT_FAIL;					\
+	}								\
+	bdf = argv[1];							\
+	argv[1] = argv[0];						\
+	setup;								\
+	return test_harness_run(argc - 1, argv + 1);			\
+}
+
 static inline int write_file(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY);

@@ -87,13 +87,4 @@ TEST(open_without_rawio)
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
-int main(int argc, char **argv)
-{
-	if (argc < 2 || argv[1][0] == '-') {
-		fprintf(stderr, "usage: %s BDF [harness options]\n", argv[0]);
-		return KSFT_FAIL;
-	}
-	bdf = argv[1];
-	argv[1] = argv[0];
-	return test_harness_run(argc - 1, argv + 1);
-}
+EDU_TEST_MAIN((void)0)
