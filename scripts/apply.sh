@@ -5,6 +5,7 @@
 set -eu
 . "$(dirname "$0")/lib.sh"
 "$TOP/scripts/source.sh"
+mkdir -p "$LOGS"
 cd "$TREE"
 if [ ! -e "$CHECK_TREE/.git" ]; then
 	git worktree prune
