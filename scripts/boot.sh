@@ -10,6 +10,10 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 variant=$1 tests=$2 name=$3
 shift 3
+# The old logs go before anything that can fail: a run that stops early must
+# leave no logs (tap.py fails on that), never the last run's.
+console="$LOGS/$name.console" tap="$LOGS/$name.tap"
+rm -f "$console" "$tap"
 obj="$OBJ/$(variant_objdir "$variant")"
 kernel="$obj/arch/x86/boot/bzImage"
 [ -f "$kernel" ] || die "no kernel for $variant: run scripts/build.sh first"
@@ -26,11 +30,13 @@ if [ -n "$(find "$obj/modroot/lib/modules" -name '*.ko' 2>/dev/null | head -1)" 
 	cp -r "$obj/modroot/lib/modules" "$root/lib/"
 	printf '%s\n' iommufd vfio vfio-pci > "$root/modules.load"
 fi
+# The kernel has kmemleak: init must then scan with it or say why it could not.
+if grep -q '^CONFIG_DEBUG_KMEMLEAK=y' "$obj/.config"; then
+	: > "$root/kmemleak"
+fi
 initrd="$BUILD/initramfs/$name.cpio"
 (cd "$root" && find . | cpio -o -H newc --quiet) > "$initrd"
 
-console="$LOGS/$name.console" tap="$LOGS/$name.tap"
-rm -f "$console" "$tap"
 say "booting $variant kernel in QEMU ${MACHINE:-pc} ($name, timeout ${BOOT_TIMEOUT:-900}s)"
 start=$(date +%s)
 # acpi=noirq: the debug kernel has ACPI (for the viommu run), and running

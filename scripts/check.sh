@@ -46,6 +46,24 @@ if ! "$TOP/scripts/tests-build.sh" "$CHECK_TREE"; then
 	exit 1
 fi
 
+stage "clean root: install step and builds on a minimal Debian 12"
+"$TOP/scripts/cleanroot.sh" "$results"
+
+stage "tap.py unit tests and config fragment symbols"
+if out=$(cd "$TOP" && PYTHONDONTWRITEBYTECODE=1 python3 -m unittest discover -s tests/tap 2>&1); then
+	pass "tap.py: unit tests (tests/tap)"
+else
+	fail "tap.py: unit tests (tests/tap): $(echo "$out" | grep -m1 '^\(FAIL\|ERROR\):')"
+	echo "$out" >&2
+fi
+# config.sh passes over fragment symbols a tree lacks (the base has none of
+# the series'); the patched tree must have them all, or a renamed option
+# (the KUnit test's) would drop out of every kernel unnoticed.
+verdict "$results" "config: every symbol of configs/*.config is in the patched tree" \
+	"$(grep -ho '^CONFIG_[A-Z0-9_]*' "$TOP"/configs/*.config | sed 's/^CONFIG_//' | sort -u |
+		grep -vxF -f <(find "$CHECK_TREE" -name 'Kconfig*' -not -path '*/.git/*' \
+			-exec sed -n 's/^\(menu\)\?config \([A-Z0-9_]*\).*/\2/p' {} +))"
+
 # variant  test list (guest/tests-*.txt)  machine
 while read -r variant list machine; do
 	case "$variant" in ''|'#'*) continue ;; esac
@@ -57,8 +75,7 @@ while read -r variant list machine; do
 		continue
 	fi
 	MACHINE=$machine "$TOP/scripts/boot.sh" "$variant" "$TOP/guest/$list" "$name"
-	python3 "$TOP/scripts/tap.py" "$name" "$LOGS/$name.tap" \
-		"$LOGS/$name.console" "$results" || true
+	guest_results "$name" "$variant" "$results"
 done < "$TOP/guest/runs"
 
 summary

@@ -6,7 +6,7 @@ set -eu
 PKGS="linux-source-6.12 linux-config-6.12 build-essential bc bison flex
 libelf-dev libssl-dev dwarves cpio xz-utils kmod ccache sparse quilt git
 qemu-system-x86 busybox-static python3 python3-docutils python3-ply python3-git libcap-dev
-gcc-arm-linux-gnueabihf"
+gcc-arm-linux-gnueabihf debootstrap"
 
 missing=""
 for p in $PKGS; do

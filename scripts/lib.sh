@@ -5,7 +5,8 @@
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD="$TOP/build"
+# BUILD: where everything generated goes (cleanroot.sh points it elsewhere).
+BUILD=${BUILD:-$TOP/build}
 PATCHES=${PATCHES:-$TOP/patches}
 SRC_TARBALL=/usr/src/linux-source-6.12.tar.xz
 TREE="$BUILD/linux"          # developer tree (make tree / make export)
@@ -55,6 +56,25 @@ verdict() {
 		echo "FAIL $2: $(echo "$3" | head -1)" >> "$1"
 		echo "$3" | sed 's/^/  /' >&2
 	fi
+}
+
+# guest_results NAME VARIANT RESULTS: tap.py's lines for the guest run NAME
+# (build/logs/NAME.tap and .console) of kernel VARIANT, with its .config,
+# the tree $CHECK_TREE and the SKIPs guest/skips-NAME.txt allows.  A run
+# without a verdict fails: if tap.py crashed (exit code not 0 or 1) or
+# added no line, a FAIL line says so.
+guest_results() {
+	local name=$1 variant=$2 results=$3 rc=0 before
+	before=$(wc -l < "$results")
+	python3 "$TOP/scripts/tap.py" "$name" "$LOGS/$name.tap" "$LOGS/$name.console" \
+		"$results" --config "$OBJ/$(variant_objdir "$variant")/.config" \
+		--tree "$CHECK_TREE" --skips "$TOP/guest/skips-$name.txt" || rc=$?
+	if [ "$rc" -gt 1 ]; then
+		echo "FAIL $name: tap.py failed with exit code $rc (above)" >> "$results"
+	elif [ "$(wc -l < "$results")" -le "$before" ]; then
+		echo "FAIL $name: tap.py recorded no result for this run" >> "$results"
+	fi
+	return 0
 }
 
 # print_summary RESULTS START WHAT: the failures, the time, and last the

@@ -55,7 +55,11 @@ FIXTURE_SETUP(stress) {}
 FIXTURE_TEARDOWN(stress) {}
 #define STRESS_TEST(name) TEST_F_TIMEOUT(stress, name, 3600)
 
-/* New unreferenced objects since the last call (kmemleak needs 5 s) */
+/*
+ * New unreferenced objects since the last call (kmemleak needs 5 s), or -1
+ * when kmemleak cannot scan: no debugfs file, or kmemleak switched itself
+ * off (the scan write then fails). Asked for, it must work.
+ */
 static int kmemleak_new(void)
 {
 	static int seen;
@@ -64,14 +68,19 @@ static int kmemleak_new(void)
 	FILE *f;
 
 	if (write_file("/sys/kernel/debug/kmemleak", "scan"))
-		return 0;
+		return -1;
 	sleep(6);
-	write_file("/sys/kernel/debug/kmemleak", "scan");
+	if (write_file("/sys/kernel/debug/kmemleak", "scan"))
+		return -1;
 	f = fopen("/sys/kernel/debug/kmemleak", "r");
 	if (!f)
-		return 0;
+		return -1;
 	while (fgets(line, sizeof(line), f))
 		n += !strncmp(line, "unreferenced object", 19);
+	if (ferror(f)) {
+		fclose(f);
+		return -1;
+	}
 	fclose(f);
 	diff = n - seen;
 	seen = n;
