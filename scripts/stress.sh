@@ -31,8 +31,7 @@ for machine in pc viommu; do
 	[ $machine = pc ] || list="$TOP/guest/tests-viommu.txt"
 	MACHINE=$machine BOOT_TIMEOUT=${BOOT_TIMEOUT:-3000} \
 		"$TOP/scripts/boot.sh" debug "$list" "$name"
-	python3 "$TOP/scripts/tap.py" "$name" "$LOGS/$name.tap" \
-		"$LOGS/$name.console" "$results" || true
+	guest_results "$name" debug "$results"
 done
 # The counts each scenario logged: failure points, calls, iterations
 grep -h 'noiommu_stress.c:[0-9]*:\|iommufd_noiommu.c:[0-9]*:' "$LOGS/stress-pc.tap" |
