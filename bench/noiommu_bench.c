@@ -187,34 +187,63 @@ static long long iommu_pages(void)
 	return vmstat("nr_iommu_pages");
 }
 
-/* Table bytes per mapped 4 KiB page: 4 KiB pages in random physical order */
-static void bench_memory_scattered(uint8_t *buf)
+static void shuffle(unsigned int *perm, unsigned int n, unsigned int seed)
 {
-	unsigned int *perm = calloc(NPAGES64M, sizeof(*perm));
-	uint64_t base = 1UL << 36, iova;
-	long long before;
 	unsigned int i, j, t;
 
-	if (!perm)
-		die("calloc");
-	for (i = 0; i < NPAGES64M; i++)
+	for (i = 0; i < n; i++)
 		perm[i] = i;
-	srand(1);
-	for (i = NPAGES64M - 1; i > 0; i--) {
+	srand(seed);
+	for (i = n - 1; i > 0; i--) {
 		j = rand() % (i + 1);
 		t = perm[i];
 		perm[i] = perm[j];
 		perm[j] = t;
 	}
+}
+
+/*
+ * Table bytes per mapped 4 KiB page. The table is indexed by IOVA, so what
+ * counts is how the IOVAs are spread, not the physical pages: 16384 pages
+ * in random physical order at (a) 64 MiB of contiguous IOVAs, mapped in
+ * random order (a DMA buffer), and (b) random IOVAs, one 4 KiB slot in 16
+ * of a 1 GiB window (sparse use). After each, everything is unmapped and
+ * the table must be back to its top page.
+ */
+static void bench_memory_scattered(uint8_t *buf)
+{
+	unsigned int *perm = calloc(NPAGES64M, sizeof(*perm));
+	unsigned int *slot = calloc(16 * NPAGES64M, sizeof(*slot));
+	uint64_t base = 1UL << 36, iova;
+	long long before;
+	unsigned int i;
+
+	if (!perm || !slot)
+		die("calloc");
+	shuffle(perm, NPAGES64M, 1);
+	shuffle(slot, 16 * NPAGES64M, 2);
+
 	before = iommu_pages();
 	for (i = 0; i < NPAGES64M; i++) {
-		iova = base + i * PAGE;
+		iova = base + (uint64_t)perm[(i * 7) % NPAGES64M] * PAGE;
 		check(ioas_map(c.iommufd, c.ioas, buf + perm[i] * PAGE, PAGE,
 			       &iova, true), "MAP scattered");
 	}
 	report("table_bytes_per_4k_scattered",
 	       (double)(iommu_pages() - before) * PAGE / NPAGES64M, "B");
 	check(ioas_unmap(c.iommufd, c.ioas, base, BUF64M), "UNMAP scattered");
+	report("table_pages_left_scattered", iommu_pages() - before, "pages");
+
+	for (i = 0; i < NPAGES64M; i++) {
+		iova = base + (uint64_t)slot[i] * PAGE;
+		check(ioas_map(c.iommufd, c.ioas, buf + perm[i] * PAGE, PAGE,
+			       &iova, true), "MAP sparse");
+	}
+	report("table_bytes_per_4k_sparse_iova",
+	       (double)(iommu_pages() - before) * PAGE / NPAGES64M, "B");
+	check(ioas_unmap(c.iommufd, c.ioas, base, 16 * BUF64M), "UNMAP sparse");
+	report("table_pages_left_sparse", iommu_pages() - before, "pages");
+	free(slot);
 	free(perm);
 }
 

@@ -28,15 +28,20 @@ OBJ="$BUILD/obj-base" "$TOP/scripts/build.sh" "$BUILD/base" guest ||
 	die "base kernel build failed"
 "$TOP/scripts/build.sh" "$CHECK_TREE" guest
 size "$BUILD/obj-base/guest/vmlinux" "$OBJ/guest/vmlinux" > "$out/size.txt"
+# The run: the same kernel plus the KUnit suite, whose cost case tells the
+# table's own share of MAP and UNMAP (configs/bench.config).
+"$TOP/scripts/build.sh" "$CHECK_TREE" bench
 "$TOP/scripts/tests-build.sh" "$CHECK_TREE"
 
 list="$out/bench-tests.txt"
 echo "./noiommu_bench \$EDU_BDF ${REPS:-9}" > "$list"
 runs=()
 for i in $(seq 1 "${RUNS:-1}"); do
-	BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} "$TOP/scripts/boot.sh" guest "$list" "bench-$i"
+	BOOT_TIMEOUT=${BOOT_TIMEOUT:-2400} "$TOP/scripts/boot.sh" bench "$list" "bench-$i"
 	grep -q '^# noiommu_bench: done' "$LOGS/bench-$i.tap" ||
 		die "the benchmark did not finish (see build/logs/bench-$i.tap and .console)"
+	grep -q 'noiommu_test_cost: cost: 4K run 1:' "$LOGS/bench-$i.console" ||
+		die "the KUnit cost probe did not report (see build/logs/bench-$i.console)"
 	runs+=("$LOGS/bench-$i.tap")
 done
 python3 "$TOP/scripts/bench-report.py" "$out" "$(base_version)" \
