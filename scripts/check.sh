@@ -74,7 +74,9 @@ while read -r variant list machine; do
 		fail "build: $variant kernel"
 		continue
 	fi
-	MACHINE=$machine "$TOP/scripts/boot.sh" "$variant" "$TOP/guest/$list" "$name"
+	# The debug run holds the 10,000-step history test (5 to 8 minutes).
+	MACHINE=$machine BOOT_TIMEOUT=${BOOT_TIMEOUT:-1800} \
+		"$TOP/scripts/boot.sh" "$variant" "$TOP/guest/$list" "$name"
 	guest_results "$name" "$variant" "$results"
 done < "$TOP/guest/runs"
 

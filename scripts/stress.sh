@@ -3,7 +3,8 @@
 # (KASAN, lockdep, kmemleak, fault injection): the fuzzer with FUZZ_CALLS
 # calls (default 100000), RACE_ITERS race iterations per thread, KILL_ROUNDS
 # SIGKILLs, a kmemleak scan after every scenario, fail-nth on the mock and
-# the real device, and the vIOMMU guest.  SEED=n replays a run (default:
+# the real device, HISTORY_STEPS steps of the model-checked random history
+# (default 30000), and the vIOMMU guest.  SEED=n replays a run (default:
 # the date).  Ends with "N passed, N failed, N skipped".
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -22,6 +23,7 @@ mkdir -p "$LOGS"
 list="$BUILD/stress-tests.txt"
 cat > "$list" <<LIST
 STRESS_KMEMLEAK=1 STRESS_SEED=$seed FUZZ_CALLS=${FUZZ_CALLS:-100000} RACE_ITERS=${RACE_ITERS:-5000} KILL_ROUNDS=${KILL_ROUNDS:-40} ./noiommu_stress \$EDU_BDF
+HISTORY_SEED=$seed HISTORY_STEPS=${HISTORY_STEPS:-30000} ./noiommu_history \$EDU_BDF
 ./iommu/iommufd_noiommu
 ./vfio/vfio_noiommu_test \$EDU_BDF
 LIST
@@ -34,6 +36,6 @@ for machine in pc viommu; do
 	guest_results "$name" debug "$results"
 done
 # The counts each scenario logged: failure points, calls, iterations
-grep -h 'noiommu_stress.c:[0-9]*:\|iommufd_noiommu.c:[0-9]*:' "$LOGS/stress-pc.tap" |
+grep -h 'noiommu_stress.c:[0-9]*:\|iommufd_noiommu.c:[0-9]*:\|^# history: ' "$LOGS/stress-pc.tap" |
 	sed 's/^# .*noiommu_stress.c:[0-9]*:/  /; s/^# .*iommufd_noiommu.c:[0-9]*:/  mock: /' || true
 print_summary "$results" "$start" "make stress"
