@@ -91,6 +91,36 @@ static double time_get_pa(uint64_t iova, uint64_t len)
 	return median(v);
 }
 
+/*
+ * ns per GET_PA that the kernel rejects for its flags before any lookup:
+ * what every iommufd command pays (system call, dispatch, copy of the
+ * command) plus the CAP_SYS_RAWIO check. The rest of a GET_PA is the IOAS,
+ * the area, the domain and the table.
+ */
+static double time_get_pa_floor(uint64_t iova)
+{
+	struct iommu_ioas_noiommu_get_pa cmd = {
+		.size = sizeof(cmd),
+		.flags = 1,
+		.ioas_id = c.ioas,
+		.iova = iova,
+		.length = PAGE,
+	};
+	double v[64];
+	int r, i;
+
+	for (r = 0; r < reps; r++) {
+		double t = now_ns();
+
+		for (i = 0; i < INNER; i++)
+			if (ioctl(c.iommufd, IOMMU_IOAS_NOIOMMU_GET_PA, &cmd) != -1 ||
+			    errno != EOPNOTSUPP)
+				die("GET_PA with flags 1 is not EOPNOTSUPP");
+		v[r] = (now_ns() - t) / INNER;
+	}
+	return median(v);
+}
+
 static double time_pagemap(void *va)
 {
 	double v[64];
@@ -366,6 +396,7 @@ int main(int argc, char **argv)
 	check(ioas_map(c.iommufd, c.ioas, huge, HUGE, &iova_huge, false), "MAP");
 	report("get_pa_4k", time_get_pa(iova_page, PAGE), "ns");
 	report("get_pa_2m", time_get_pa(iova_huge, HUGE), "ns");
+	report("get_pa_floor", time_get_pa_floor(iova_page), "ns");
 	report("pagemap_pread_4k", time_pagemap(page), "ns");
 
 	/* 2. 64 MiB: MAP + GET_PA walk + UNMAP against mlock + pagemap */

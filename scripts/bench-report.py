@@ -52,6 +52,9 @@ sizes = [l.split() for l in open(size_txt) if l.strip() and not l.lstrip().start
 rows = []        # (section, what, cdev, legacy, unit)
 rows.append(('GET_PA', 'one 4 KiB page', v('get_pa_4k'), v('pagemap_pread_4k'), 'ns/call'))
 rows.append(('GET_PA', '2 MiB hugepage, length 2 MiB', v('get_pa_2m'), v('pagemap_pread_4k'), 'ns/call'))
+if 'get_pa_floor' in f:
+    rows.append(('GET_PA', 'one 4 KiB page: ioctl floor (a call rejected for its flags: syscall, dispatch, copy, CAP_SYS_RAWIO) / the rest (IOAS, area, domain, table, reply)',
+                 v('get_pa_floor'), v('get_pa_4k') - v('get_pa_floor'), 'ns/call'))
 rows.append(('GET_PA', '64 MiB of 4 KiB pages, walked (%d calls / %d preads)' % (
     v('get_pa_walk_64m_4k_calls'), v('pagemap_walk_64m_4k_reads')),
     v('get_pa_walk_64m_4k'), v('pagemap_walk_64m_4k'), 'us'))

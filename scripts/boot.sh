@@ -30,6 +30,10 @@ if [ -n "$(find "$obj/modroot/lib/modules" -name '*.ko' 2>/dev/null | head -1)" 
 	cp -r "$obj/modroot/lib/modules" "$root/lib/"
 	printf '%s\n' iommufd vfio vfio-pci > "$root/modules.load"
 fi
+# The kernel's config where Debian keeps it: tests read it to tell a feature
+# the kernel was built without (SKIP) from one that fails (vfio_noiommu_test).
+mkdir -p "$root/boot"
+cp "$obj/.config" "$root/boot/config-$(cat "$obj/include/config/kernel.release")"
 # The kernel has kmemleak: init must then scan with it or say why it could not.
 if grep -q '^CONFIG_DEBUG_KMEMLEAK=y' "$obj/.config"; then
 	: > "$root/kmemleak"
