@@ -3,7 +3,7 @@
 
 S := scripts
 
-.PHONY: all run check stress bench tree export deps source apply kernel clean help
+.PHONY: all run check stress bench mutants tree export deps source apply kernel clean help
 
 ## make (run): set up, apply patches/, build the guest kernel, boot it and
 ## run the edu DMA demo through VFIO no-IOMMU.
@@ -24,6 +24,12 @@ stress:
 ## RUNS=2 to compare runs.
 bench:
 	@$(S)/bench.sh
+
+## make mutants: apply each small bug of mutants/list to a private copy of
+## the series, rebuild, run the tests it names; "N killed, N survived".
+## Not in CI (about TIME); MUTANTS="a b" runs only those.
+mutants:
+	@$(S)/mutants.sh $(MUTANTS)
 
 ## make tree: build/linux on branch "series" = base + patches/, to edit.
 tree:

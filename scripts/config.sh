@@ -20,6 +20,9 @@ key=$( (cat "${files[@]}"; git -C "$src" ls-files -s -- '*Kconfig*'
 if [ -f "$obj/.config" ] && [ "$(cat "$obj/.config.key" 2>/dev/null)" = "$key" ]; then
 	exit 0
 fi
+# The key goes first: a .config that fails the checks below must not be
+# taken for the last good one by the next run.
+rm -f "$obj/.config.key"
 
 kmake "$src" "$obj" -s ARCH=x86_64 KCONFIG_CONFIG=.config.tiny tinyconfig >/dev/null
 (cd "$src" && scripts/kconfig/merge_config.sh -m -O "$obj" "$obj/.config.tiny" "${files[@]}" >/dev/null)
