@@ -27,7 +27,7 @@ bench:
 
 ## make mutants: apply each small bug of mutants/list to a private copy of
 ## the series, rebuild, run the tests it names; "N killed, N survived".
-## Not in CI (about TIME); MUTANTS="a b" runs only those.
+## Not in CI (about 35 minutes); MUTANTS="a b" runs only those.
 mutants:
 	@$(S)/mutants.sh $(MUTANTS)
 
