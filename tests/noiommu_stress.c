@@ -864,6 +864,16 @@ static int m_mem(struct fuzz *fz, uint64_t va, uint64_t len)
 	}
 }
 
+/* The errno pinning [va, va + len) must give: EFAULT, or 0 (*alt: EFAULT too) */
+static int m_mem_errno(struct fuzz *fz, uint64_t va, uint64_t len, int *alt)
+{
+	int kind = m_mem(fz, va, len);
+
+	if (kind == MEM_UNKNOWN)
+		*alt = EFAULT;
+	return kind == MEM_BAD ? EFAULT : 0;
+}
+
 /*
  * copy_from_user() and copy_to_user() of @n bytes at @p: do they fault?
  * Every byte must be in a VMA with that permission (/proc/self/maps).
@@ -956,7 +966,7 @@ static void m_pa_run(uint64_t va, uint64_t limit, uint64_t *pa, uint64_t *len)
  */
 static int m_fill(struct fuzz *fz, struct m_obj *io, int *alt)
 {
-	int k, kind;
+	int k;
 
 	*alt = -1;
 	if (m_align(io) != PAGE)
@@ -964,13 +974,9 @@ static int m_fill(struct fuzz *fz, struct m_obj *io, int *alt)
 			if (io->areas[k].iova % PAGE ||
 			    io->areas[k].len % PAGE || io->areas[k].va % PAGE)
 				return EADDRINUSE;
-	for (k = 0; k < io->nareas; k++) {
-		kind = m_mem(fz, io->areas[k].va, io->areas[k].len);
-		if (kind == MEM_BAD)
+	for (k = 0; k < io->nareas; k++)
+		if (m_mem_errno(fz, io->areas[k].va, io->areas[k].len, alt))
 			return EFAULT;
-		if (kind == MEM_UNKNOWN)
-			*alt = EFAULT;
-	}
 	return 0;
 }
 
@@ -1220,7 +1226,7 @@ static int fzc_map(struct fuzz *fz, unsigned long req, void *arg,
 	struct m_obj *io = m_get(&fz->m.ctx[fz->m.cur], k->ioas_id, MO_IOAS);
 	uint64_t iova = k->iova, len = k->length, uptr = k->user_va;
 	bool fixed = k->flags & IOMMU_IOAS_MAP_FIXED_IOVA;
-	int want = 0, alt = -1, err, kind;
+	int want = 0, alt = -1, err;
 
 	if ((k->flags & ~M_MAP_FLAGS) || k->__reserved)
 		want = EOPNOTSUPP;
@@ -1239,13 +1245,8 @@ static int fzc_map(struct fuzz *fz, unsigned long req, void *arg,
 	/* iopt_insert_area(): the offset in the page, then the pins */
 	if (!want && ((uptr % PAGE) & (m_align(io) - 1)))
 		want = EINVAL;
-	if (!want && io->ntables) {
-		kind = m_mem(fz, uptr, len);
-		if (kind == MEM_BAD)
-			want = EFAULT;
-		else if (kind == MEM_UNKNOWN)
-			alt = EFAULT;
-	}
+	if (!want && io->ntables)
+		want = m_mem_errno(fz, uptr, len, &alt);
 	snprintf(fz->call, sizeof(fz->call),
 		 "IOMMU_IOAS_MAP flags %#x ioas %u (%s, %d table(s)) user_va %#llx length %#llx iova %#llx%s",
 		 k->flags, k->ioas_id, io ? "IOAS" : "none",
@@ -1309,7 +1310,7 @@ static int fzc_copy(struct fuzz *fz, unsigned long req, void *arg,
 	uint64_t siova = k->src_iova, diova = k->dst_iova, len = k->length;
 	uint32_t flags = k->flags;
 	struct m_area *el = NULL;
-	int want = 0, alt = -1, nel = 0, j, kind, err;
+	int want = 0, alt = -1, nel = 0, j, err;
 
 	/* iommufd_test_syz_conv_iova_id() */
 	if (fz->has_test && (flags & M_SYZ)) {
@@ -1343,13 +1344,8 @@ static int fzc_copy(struct fuzz *fz, unsigned long req, void *arg,
 			want = EPERM;
 		else if ((el[j].va % PAGE) & (m_align(dst) - 1))
 			want = EINVAL;
-	for (j = 0; !want && dst->ntables && j < nel; j++) {
-		kind = m_mem(fz, el[j].va, el[j].len);
-		if (kind == MEM_BAD)
-			want = EFAULT;
-		else if (kind == MEM_UNKNOWN)
-			alt = EFAULT;
-	}
+	for (j = 0; !want && dst->ntables && j < nel; j++)
+		want = m_mem_errno(fz, el[j].va, el[j].len, &alt);
 	snprintf(fz->call, sizeof(fz->call),
 		 "IOMMU_IOAS_COPY flags %#x src ioas %u iova %#llx -> dst ioas %u (%d table(s)) iova %#llx%s length %#llx",
 		 k->flags, k->src_ioas_id, (ull)siova, k->dst_ioas_id,
