@@ -390,6 +390,7 @@ int main(int argc, char **argv)
 	}
 	printf("# noiommu_bench: %d repetitions per figure, median reported\n",
 	       reps);
+	report("page_size", PAGE, "B");
 
 	/* 1. GET_PA against pagemap */
 	check(ioas_map(c.iommufd, c.ioas, page, PAGE, &iova_page, false), "MAP");

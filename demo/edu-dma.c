@@ -33,7 +33,8 @@
 #define EDU_DMA_START	0x1
 #define EDU_DMA_TO_RAM	0x2
 #define EDU_BUF		0x40000
-#define BUF_SIZE	4096
+/* One page per buffer (4 KiB, or 16 or 64 KiB on arm64) */
+#define BUF_SIZE	((uint64_t)sysconf(_SC_PAGESIZE))
 /*
  * QEMU 7.2's edu rejects a transfer that ends exactly at the end of its
  * 4096-byte buffer (off by one in its range check), so move 2048 bytes.
@@ -116,7 +117,7 @@ static uint64_t pagemap_pa(void *va)
 	uint64_t ent, pfn;
 	int fd = open("/proc/self/pagemap", O_RDONLY);
 
-	if (fd < 0 || pread(fd, &ent, 8, (uintptr_t)va / 4096 * 8) != 8)
+	if (fd < 0 || pread(fd, &ent, 8, (uintptr_t)va / BUF_SIZE * 8) != 8)
 		fail("/proc/self/pagemap");
 	close(fd);
 	pfn = ent & ((1ULL << 55) - 1);
@@ -124,7 +125,7 @@ static uint64_t pagemap_pa(void *va)
 		errno = EPERM;
 		fail("pagemap gave no PFN");
 	}
-	return pfn * 4096 + (uintptr_t)va % 4096;
+	return pfn * BUF_SIZE + (uintptr_t)va % BUF_SIZE;
 }
 
 static int round_trip(uint8_t *a, uint64_t pa_a, uint8_t *b, uint64_t pa_b)

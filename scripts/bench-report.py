@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Turn the BENCH lines of make bench's guest runs into the table.
 
-  bench-report.py OUTDIR BASE_VERSION ICOUNT SIZE_TXT RUN.tap [RUN.tap...]
+  bench-report.py OUTDIR BASE_VERSION ICOUNT SIZE_TXT|- RUN.tap [RUN.tap...] [--arch ARCH]
 
 Writes OUTDIR/results.tsv (figure, value, unit; the first run, plus the
 derived ratios and the targets) and OUTDIR/table.md, and prints the table.
@@ -13,6 +13,11 @@ import re
 import sys
 
 outdir, base, icount, size_txt = sys.argv[1:5]
+guest_arch = 'x86_64'
+if '--arch' in sys.argv:
+    i = sys.argv.index('--arch')
+    guest_arch = sys.argv[i + 1]
+    del sys.argv[i:i + 2]
 runs = []
 for path in sys.argv[5:]:
     figs = {}
@@ -46,8 +51,15 @@ def fmt(x):
     return '%.0f' % x if abs(x) >= 100 else '%.2f' % x
 
 
-sizes = [l.split() for l in open(size_txt) if l.strip() and not l.lstrip().startswith('text')]
-(bt, bd), (nt, nd) = [(int(s[0]), int(s[1])) for s in sizes[:2]]
+# The guest's page size (noiommu_bench reports it; "4k" in figure names is
+# one base page): with 64 KiB pages, 64 MiB is 1024 of them.
+page = int(v('page_size')) if 'page_size' in f else 4096
+npages = (64 << 20) // page
+plabel = '%d KiB' % (page >> 10)
+
+# SIZE_TXT "-": no size comparison (make bench ARCH=arm64)
+sizes = [] if size_txt == '-' else [
+    l.split() for l in open(size_txt) if l.strip() and not l.lstrip().startswith('text')]
 
 rows = []        # (section, what, cdev, legacy, unit)
 rows.append(('GET_PA', 'one 4 KiB page', v('get_pa_4k'), v('pagemap_pread_4k'), 'ns/call'))
@@ -76,7 +88,7 @@ rows.append(('MAP', '64 MiB 2 MiB pages: pagemap walk per 4 KiB instead', None,
 # physically contiguous run iommufd maps), the rest is pinning and iommufd.
 per_page, per_call = v('table_map_4k_run512'), v('table_map_4k_run1') - v('table_map_4k_run512')
 runs_4k = v('get_pa_walk_64m_4k_calls')
-table_4k_us = (runs_4k * per_call + 16384 * per_page) / 1e3
+table_4k_us = (runs_4k * per_call + npages * per_page) / 1e3
 table_2m_us = 32 * v('table_map_huge') / 1e3
 rows.append(('MAP', 'table share per 4 KiB page (KUnit probe): runs of 1 / 8 / 512 pages',
              None, None, '%s / %s / %s ns' % (fmt(v('table_map_4k_run1')), fmt(v('table_map_4k_run8')), fmt(per_page))))
@@ -89,11 +101,13 @@ rows.append(('MAP', 'table share per 4 KiB page in UNMAP: runs of 1 / 512 pages'
 rows.append(('Open', 'open to ready (cdev: open+bind+IOAS+attach+close; group: group+container+SET_IOMMU+GET_DEVICE_FD+close)',
              v('open_to_ready_cdev'), f.get('open_to_ready_group', (None,))[0], 'us'))
 rows.append(('Memory', 'table, 64 MiB of 4 KiB pages at contiguous IOVAs, physically scattered, mapped in random order', v('table_bytes_per_4k_scattered'), None, 'B per 4 KiB'))
-rows.append(('Memory', 'table, 16384 4 KiB pages at random IOVAs in 1 GiB (1 slot in 16)', v('table_bytes_per_4k_sparse_iova'), None, 'B per 4 KiB'))
+rows.append(('Memory', 'table, %d 4 KiB pages at random IOVAs in %d MiB (1 slot in 16)' % (npages, npages * page * 16 >> 20), v('table_bytes_per_4k_sparse_iova'), None, 'B per 4 KiB'))
 rows.append(('Memory', 'table pages left after unmapping each of the two above', v('table_pages_left_scattered') + v('table_pages_left_sparse'), None, 'pages'))
 rows.append(('Memory', 'table, 2 MiB pages, one 64 MiB mapping', v('table_bytes_per_4k_huge_64m'), None, 'B per 4 KiB'))
 rows.append(('Memory', 'table, 2 MiB pages, 64 x 64 MiB (4 GiB)', v('table_bytes_per_4k_huge_4g'), None, 'B per 4 KiB'))
-rows.append(('Size', 'vmlinux text + data growth (%d -> %d)' % (bt + bd, nt + nd), nt + nd - bt - bd, None, 'bytes'))
+if sizes:
+    (bt, bd), (nt, nd) = [(int(s[0]), int(s[1])) for s in sizes[:2]]
+    rows.append(('Size', 'vmlinux text + data growth (%d -> %d)' % (bt + bd, nt + nd), nt + nd - bt - bd, None, 'bytes'))
 
 def ratio(a, b):
     return v(a) / v(b) if v(b) else float('inf')
@@ -109,7 +123,7 @@ targets = [
     ('table <= 0.1 B per 4 KiB, 2 MiB pages (4 GiB mapped)', v('table_bytes_per_4k_huge_4g'), 0.1),
     ('MAP 64 MiB 4 KiB pages <= 6.0 ms', v('map_64m_4k') / 1e3, 6.0),
     ('UNMAP 64 MiB 4 KiB pages <= 4.0 ms', v('unmap_64m_4k') / 1e3, 4.0),
-    ('table work per 4 KiB page in MAP <= 20 instructions (64 MiB, as mapped)', table_4k_us * 1e3 / 16384, 20),
+    ('table work per 4 KiB page in MAP <= 20 instructions (64 MiB, as mapped)', table_4k_us * 1e3 / npages, 20),
     ('GET_PA one 4 KiB page <= 1.1 us', v('get_pa_4k') / 1e3, 1.1),
 ]
 
@@ -119,22 +133,25 @@ model = re.search(r'model name\s*:\s*(.*)', open('/proc/cpuinfo').read())
 if model:
     machine = model.group(1) + ' (' + machine + ')'
 lines = []
-lines.append('make bench, %s, base Debian linux-source-6.12 %s, guest: QEMU TCG%s on %s; median of the repetitions' % (
-    datetime.date.today().isoformat(), base, ' -icount shift=0' if icount == '1' else '', machine))
+lines.append('make bench, %s, base Debian linux-source-6.12 %s, guest: %s QEMU TCG%s on %s; median of the repetitions' % (
+    datetime.date.today().isoformat(), base, guest_arch, ' -icount shift=0' if icount == '1' else '', machine))
 lines.append('')
 lines.append('| | measurement | cdev + iommufd | legacy (group, pagemap) | unit |')
 lines.append('|---|---|---:|---:|---|')
 for sec, what, a, b, unit in rows:
-    lines.append('| %s | %s | %s | %s | %s |' % (sec, what, fmt(a), fmt(b), unit))
+    lines.append('| %s | %s | %s | %s | %s |' % (sec, what.replace('4 KiB', plabel), fmt(a), fmt(b), unit.replace('4 KiB', plabel)))
 res = [l for l in open(sys.argv[5], errors='replace') if l.startswith('# clock resolution')]
 if res and float(res[0].split()[3]) > 1000:
     lines.append('')
     lines.append('WARNING: the guest clock ticks every %s ns: the times are meaningless, use ICOUNT=1' % res[0].split()[3])
 lines.append('')
+if page != 4096:
+    lines.append('Targets as set for 4 KiB pages, here for pages of %s:' % plabel)
+    lines.append('')
 lines.append('| target | figure | limit | |')
 lines.append('|---|---:|---:|---|')
 for what, x, lim in targets:
-    lines.append('| %s | %.3f | %s | %s |' % (what, x, lim, 'met' if x <= lim else 'NOT MET'))
+    lines.append('| %s | %.3f | %s | %s |' % (what.replace('4 KiB', plabel), x, lim, 'met' if x <= lim else 'NOT MET'))
 if len(runs) > 1:
     worst = max(((abs(r[k][0] - f[k][0]) / f[k][0] if f[k][0] else 0), k)
                 for r in runs[1:] for k in f if k in r)

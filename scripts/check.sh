@@ -40,7 +40,12 @@ stage "Kconfig matrix"
 "$TOP/scripts/kconfig-matrix.sh" "$results"
 
 stage "test programs"
-if ! "$TOP/scripts/tests-build.sh" "$CHECK_TREE"; then
+# for the architecture of every guest run
+arches=$(grep -v '^#' "$TOP/guest/runs" | while read -r variant _; do
+	[ -z "$variant" ] || variant_arch "$variant"
+done | sort -u)
+# shellcheck disable=SC2086	# one word each
+if ! "$TOP/scripts/tests-build.sh" "$CHECK_TREE" $arches; then
 	fail "tests: the test programs do not build"
 	summary
 	exit 1

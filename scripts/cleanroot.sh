@@ -35,7 +35,7 @@ N_CMDS="cleanroot: every command the harness and guest runs need is present"
 commands_table() {
 	cat <<'EOF'
 Makefile and scripts/lib.sh: bash make gcc ccache dpkg-query nproc awk sed grep head wc date dirname
-scripts/deps.sh: apt-get dpkg-query id
+scripts/deps.sh: apt-get dpkg-query id dpkg dpkg-deb apt-cache
 scripts/source.sh: tar xz git
 scripts/apply.sh: git quilt patch tail
 scripts/config.sh: sha1sum find sort
@@ -43,8 +43,8 @@ scripts/build.sh (kernel build): flex bison bc perl gzip ld objdump nm strip pah
 scripts/checkpatch.sh: perl python3 git
 scripts/lint.sh: sparse comm xargs mktemp python3
 scripts/kconfig-matrix.sh: arm-linux-gnueabihf-gcc arm-linux-gnueabihf-ld xz
-scripts/tests-build.sh: gcc make
-scripts/boot.sh: cpio timeout qemu-system-x86_64 cp find
+scripts/tests-build.sh: gcc make aarch64-linux-gnu-gcc i686-linux-gnu-gcc
+scripts/boot.sh: cpio timeout qemu-system-x86_64 qemu-system-i386 qemu-system-aarch64 cp find
 scripts/check.sh, scripts/tap.py, scripts/stress.sh and scripts/bench-report.py: python3
 scripts/bench.sh: size seq
 scripts/tree.sh and scripts/export.sh: git
@@ -274,7 +274,7 @@ check_deps() {
 
 check_tests_build() {
 	local err="$out/logs/tests-build.err"
-	if ! in_root "$TOP/scripts/tests-build.sh" "$CHECK_TREE" 2> "$err"; then
+	if ! in_root "$TOP/scripts/tests-build.sh" "$CHECK_TREE" x86_64 arm64 i386 2> "$err"; then
 		cat "$err" >&2
 		echo "tests-build.sh in the clean root: $(grep -m1 '^ERROR' "$err" || tail -1 "$err")"
 	fi
@@ -329,7 +329,8 @@ check_commands() {
 		     readelf -l /bin/busybox | grep -q INTERP; then
 			echo "/bin/busybox is not a static executable (needed by scripts/boot.sh: the guest has no libc); add busybox-static to scripts/deps.sh"
 		fi
-		for f in "$1:scripts/source.sh" \
+		for f in "$1:scripts/source.sh" "$4/busybox/arm64/bin/busybox:scripts/boot.sh" \
+			"$4/busybox/i386/bin/busybox:scripts/boot.sh" \
 			/usr/src/linux-config-6.12/config.amd64_none_amd64.xz:scripts/kconfig-matrix.sh; do
 			[ -f "${f%%:*}" ] || echo "${f%%:*} not found (needed by ${f#*:}); $hint"
 		done
@@ -355,7 +356,13 @@ check_commands() {
 				-device edu,dma_mask=0xffffffffffffffff >/tmp/qemu.log 2>&1 </dev/null || rc=$?
 			[ $rc = 124 ] || echo "qemu-system-x86_64 -machine $m with edu does not start (needed by scripts/boot.sh): $(head -1 /tmp/qemu.log)"
 		done
-		' _ "$SRC_TARBALL" "$CHECK_TREE" "$TOP"
+		rc=0
+		timeout 5 qemu-system-aarch64 -machine virt,gic-version=3 -accel tcg -cpu max,pauth-impdef=on \
+			-m 256 -nodefaults -display none -monitor none -serial none -S \
+			-device virtio-serial-device -device edu,dma_mask=0xffffffffffffffff \
+			>/tmp/qemu.log 2>&1 </dev/null || rc=$?
+		[ $rc = 124 ] || echo "qemu-system-aarch64 -machine virt with edu does not start (needed by scripts/boot.sh): $(head -1 /tmp/qemu.log)"
+		' _ "$SRC_TARBALL" "$CHECK_TREE" "$TOP" "$out"
 }
 
 finish() {

@@ -9,6 +9,7 @@ src=$1 variant=$2
 frags=$(awk -v v="$variant" '$1 == v { $1 = $2 = ""; print }' "$TOP/configs/variants")
 [ -n "$frags" ] || die "unknown kernel variant '$variant' (see configs/variants)"
 obj="$OBJ/$(variant_objdir "$variant")"
+set_arch "$(variant_arch "$variant")"
 mkdir -p "$obj"
 files=()
 for f in $frags; do
@@ -24,9 +25,9 @@ fi
 # taken for the last good one by the next run.
 rm -f "$obj/.config.key"
 
-kmake "$src" "$obj" -s ARCH=x86_64 KCONFIG_CONFIG=.config.tiny tinyconfig >/dev/null
+kmake "$src" "$obj" -s "${KARGS[@]}" KCONFIG_CONFIG=.config.tiny tinyconfig >/dev/null
 (cd "$src" && scripts/kconfig/merge_config.sh -m -O "$obj" "$obj/.config.tiny" "${files[@]}" >/dev/null)
-kmake "$src" "$obj" -s olddefconfig
+kmake "$src" "$obj" -s "${KARGS[@]}" olddefconfig
 
 # Every requested value must survive olddefconfig: catch typos and unmet
 # dependencies in the fragments.  Symbols that the series introduces are

@@ -47,6 +47,47 @@ variant_objdir() {	# the O= directory (under build/obj) of a kernel variant
 	awk -v v="$1" '$1 == v { print $2 }' "$TOP/configs/variants"
 }
 
+# variant_arch VARIANT: the kernel ARCH of a variant: the "# ARCH=name" line
+# of the last of its fragments that has one, else x86_64.
+variant_arch() {
+	local f a=x86_64 line
+	for f in $(awk -v v="$1" '$1 == v { $1 = $2 = ""; print }' "$TOP/configs/variants"); do
+		line=$(sed -n 's/^# ARCH=\([a-z0-9_]*\)$/\1/p' "$TOP/configs/$f.config")
+		[ -z "$line" ] || a=$line
+	done
+	echo "$a"
+}
+
+# set_arch ARCH: for a kernel and test programs of ARCH (x86_64, arm64 or
+# i386, the last two with Debian's cross compilers), KARGS (kmake's
+# arguments), TARGET_CC (static userspace), KIMAGE (the image to boot,
+# under the objdir) and BIN (the test programs, build/bin for x86_64).
+set_arch() {
+	KARCH=$1
+	case "$1" in
+	x86_64)	KARGS=(ARCH=x86_64) TARGET_CC=gcc KIMAGE=arch/x86/boot/bzImage ;;
+	arm64)	KARGS=(ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- "CC=ccache aarch64-linux-gnu-gcc")
+		TARGET_CC=aarch64-linux-gnu-gcc KIMAGE=arch/arm64/boot/Image ;;
+	i386)	KARGS=(ARCH=i386 CROSS_COMPILE=i686-linux-gnu- "CC=ccache i686-linux-gnu-gcc")
+		TARGET_CC=i686-linux-gnu-gcc KIMAGE=arch/x86/boot/bzImage ;;
+	*)	die "unknown ARCH '$1'" ;;
+	esac
+	BIN=$BUILD/bin
+	[ "$1" = x86_64 ] || BIN=$BUILD/bin-$1
+}
+
+# guest_busybox ARCH: the static busybox for a guest of ARCH: the host's for
+# x86_64, else Debian's busybox-static of that architecture, which deps.sh
+# unpacks under build/busybox/ (dpkg multiarch; the packages of different
+# architectures cannot be installed side by side).
+guest_busybox() {
+	case "$1" in
+	x86_64)	echo /bin/busybox ;;
+	arm64)	echo "$BUILD/busybox/arm64/bin/busybox" ;;
+	i386)	echo "$BUILD/busybox/i386/bin/busybox" ;;
+	esac
+}
+
 # verdict RESULTS NAME FINDINGS: one result line, PASS when FINDINGS is
 # empty, else FAIL with the first finding; all findings go to stderr.
 verdict() {

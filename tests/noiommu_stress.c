@@ -2242,7 +2242,7 @@ static uint32_t fz_id(struct fuzz *fz)
 
 static uint64_t fz_iova(struct fuzz *fz)
 {
-	static const uint64_t edges[] = {
+	const uint64_t edges[] = {
 		0, PAGE, HUGE, 1UL << 32, (1UL << 47) - PAGE, 1UL << 47,
 		ULONG_MAX - PAGE + 1, ULONG_MAX, 0x10000,
 	};
@@ -2265,7 +2265,7 @@ static uint64_t fz_iova(struct fuzz *fz)
 
 static uint64_t fz_len(void)
 {
-	static const uint64_t edges[] = {
+	const uint64_t edges[] = {
 		0, 1, PAGE - 1, PAGE, PAGE + 1, 4 * PAGE, HUGE, HUGE + PAGE,
 		ULONG_MAX, ULONG_MAX - PAGE + 1, 1UL << 63,
 	};

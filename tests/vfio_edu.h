@@ -34,7 +34,8 @@
 /* QEMU 7.2's edu refuses transfers that end at the end of its buffer */
 #define EDU_DMA_LEN	2048
 
-#define PAGE		4096UL
+/* The CPU page size: 4 KiB, or 16 or 64 KiB on arm64 */
+#define PAGE		((unsigned long)sysconf(_SC_PAGESIZE))
 #define HUGE		(2UL << 20)
 
 static const char *bdf;
