@@ -64,9 +64,13 @@ static void fail(const char *what)
 
 static volatile uint8_t *bar0;
 
-static uint64_t rd64(unsigned int off) { return *(volatile uint64_t *)(bar0 + off); }
+/*
+ * One 8-byte access each, also on 32-bit x86 (edu ignores the upper half of
+ * a register written as two 4-byte halves): an atomic access cannot split.
+ */
+static uint64_t rd64(unsigned int off) { return __atomic_load_n((uint64_t *)(bar0 + off), __ATOMIC_RELAXED); }
 static uint32_t rd32(unsigned int off) { return *(volatile uint32_t *)(bar0 + off); }
-static void wr64(unsigned int off, uint64_t v) { *(volatile uint64_t *)(bar0 + off) = v; }
+static void wr64(unsigned int off, uint64_t v) { __atomic_store_n((uint64_t *)(bar0 + off), v, __ATOMIC_RELAXED); }
 static void wr32(unsigned int off, uint32_t v) { *(volatile uint32_t *)(bar0 + off) = v; }
 
 static void edu_dma(uint64_t src, uint64_t dst, uint64_t len, uint64_t cmd)

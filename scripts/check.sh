@@ -51,6 +51,17 @@ if ! "$TOP/scripts/tests-build.sh" "$CHECK_TREE" $arches; then
 	exit 1
 fi
 
+# The kernels of the other architectures' runs build in the background
+# from here on (nice): the clean root mostly waits on the network and a
+# TCG guest keeps about one core busy.  Their runs come last.
+declare -A bgbuild=()
+for variant in $(grep -v '^#' "$TOP/guest/runs" | awk 'NF { print $1 }' | sort -u); do
+	[ "$(variant_arch "$variant")" != x86_64 ] || continue
+	say "building the $variant kernel in the background (log: build/logs/build-$variant.log)"
+	nice -n 10 "$TOP/scripts/build.sh" "$CHECK_TREE" "$variant" > "$LOGS/build-$variant.out" 2>&1 &
+	bgbuild[$variant]=$!
+done
+
 stage "clean root: install step and builds on a minimal Debian 12"
 "$TOP/scripts/cleanroot.sh" "$results"
 
@@ -75,7 +86,16 @@ while read -r variant list machine; do
 	name=$variant
 	[ "$machine" = pc ] || name=$variant-$machine
 	stage "guest: $variant kernel on $machine, tests of guest/$list"
-	if ! "$TOP/scripts/build.sh" "$CHECK_TREE" "$variant"; then
+	if [ -n "${bgbuild[$variant]:-}" ]; then
+		rc=0
+		wait "${bgbuild[$variant]}" || rc=$?
+		unset "bgbuild[$variant]"
+		cat "$LOGS/build-$variant.out" >&2
+		if [ $rc != 0 ]; then
+			fail "build: $variant kernel"
+			continue
+		fi
+	elif ! "$TOP/scripts/build.sh" "$CHECK_TREE" "$variant"; then
 		fail "build: $variant kernel"
 		continue
 	fi

@@ -22,7 +22,7 @@ for arch in "${@:-x86_64}"; do
 	rm -rf "$bin"
 	mkdir -p "$bin"
 	log="$LOGS/tests-build-$arch.log"
-	make -C "$src" -s "${KARGS[@]}" CC="$TARGET_CC" O="$hobj" headers >"$log" 2>&1 ||
+	make -C "$src" -s "${KARGS[@]}" O="$hobj" headers >"$log" 2>&1 ||
 		die "make headers ($arch) failed (see ${log#"$TOP"/})"
 	$cc -Wall -Wextra -Werror -O2 -isystem "$hdr/include" \
 		-o "$bin/edu-dma" "$TOP/demo/edu-dma.c" || die "demo/edu-dma.c does not build ($arch)"
