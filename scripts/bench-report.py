@@ -30,7 +30,7 @@ for path in sys.argv[5:]:
         con = open(path[:-len('.tap')] + '.console', errors='replace').read()
     except FileNotFoundError:
         con = ''
-    for m in re.finditer(r'cost: 4K run (\d+): map (\d+) unmap (\d+) ns', con):
+    for m in re.finditer(r'cost: \d+K run (\d+): map (\d+) unmap (\d+) ns', con):
         figs['table_map_4k_run%s' % m.group(1)] = (float(m.group(2)), 'ns')
         figs['table_unmap_4k_run%s' % m.group(1)] = (float(m.group(3)), 'ns')
     m = re.search(r'cost: huge pages: map (\d+) unmap (\d+) ns', con)
