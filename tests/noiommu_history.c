@@ -452,7 +452,7 @@ static int buf_get(struct history *h, bool huge)
 		va += rnd_below(h, (H_SLOT - len) / PAGE + 1) * PAGE;
 	if (mmap(va, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
-		 (huge ? MAP_HUGETLB : 0), -1, 0) == MAP_FAILED) {
+		 (huge ? MAP_HUGETLB | MAP_HUGE_2M : 0), -1, 0) == MAP_FAILED) {
 		arena_release(va, len);
 		if (!huge)
 			h_fail(h, "cannot allocate %zu bytes", len);

@@ -2197,7 +2197,7 @@ static void *alloc_guarded(size_t len, bool huge, struct fz_mem *mem)
 	start = ((uintptr_t)res + HUGE - 1) & ~(HUGE - 1);
 	buf = mmap((void *)start, len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED |
-		   (huge ? MAP_HUGETLB : 0), -1, 0);
+		   (huge ? MAP_HUGETLB | MAP_HUGE_2M : 0), -1, 0);
 	if (buf == MAP_FAILED || populate(buf, len, huge)) {
 		munmap(res, len + 2 * HUGE);
 		return NULL;

@@ -37,6 +37,8 @@
 /* The CPU page size: 4 KiB, or 16 or 64 KiB on arm64 */
 #define PAGE		((unsigned long)sysconf(_SC_PAGESIZE))
 #define HUGE		(2UL << 20)
+/* 2 MiB huge pages, whatever the default size (512 MiB with 64 KiB pages) */
+#define MAP_HUGE_2M	(21 << MAP_HUGE_SHIFT)
 
 static const char *bdf;
 
@@ -195,7 +197,7 @@ static inline void *alloc_buf(size_t len, bool huge)
 {
 	void *buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS |
-			 (huge ? MAP_HUGETLB : 0), -1, 0);
+			 (huge ? MAP_HUGETLB | MAP_HUGE_2M : 0), -1, 0);
 
 	if (buf == MAP_FAILED)
 		return NULL;
