@@ -369,13 +369,14 @@ int main(int argc, char **argv)
 	pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 	if (pagemap_fd < 0)
 		die("pagemap");
-	write_file("/proc/sys/vm/nr_hugepages", "48");
+	/* 2 MiB pages, whatever the default huge page size */
+	write_file("/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "48");
 	page = alloc_buf(PAGE, false);
 	buf4k = alloc_buf(BUF64M, false);
 	huge = alloc_buf(HUGE, true);
 	huge64 = alloc_buf(BUF64M, true);
 	if (!page || !buf4k || !huge || !huge64)
-		die("buffers (2 MiB pages: vm.nr_hugepages)");
+		die("buffers (2 MiB pages: /sys/kernel/mm/hugepages/hugepages-2048kB)");
 	check(dev_ctx_open(&c), "cdev open/bind/attach");
 	{
 		/* The step the clock really moves by (clock_getres() tells the

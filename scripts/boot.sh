@@ -43,7 +43,7 @@ fi
 initrd="$BUILD/initramfs/$name.cpio"
 (cd "$root" && find . | cpio -o -H newc --quiet) > "$initrd"
 
-say "booting $variant kernel in QEMU ${MACHINE:-pc} ($name, timeout ${BOOT_TIMEOUT:-900}s)"
+say "booting $variant kernel ($KARCH) in QEMU $([ "$KARCH" = arm64 ] && echo virt || echo "${MACHINE:-pc}") ($name, timeout ${BOOT_TIMEOUT:-900}s)"
 start=$(date +%s)
 # acpi=noirq: the debug kernel has ACPI (for the viommu run), and running
 # the _PRT method on every pci_enable_device() takes KASAN under TCG over
