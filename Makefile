@@ -15,13 +15,15 @@ check:
 	@$(S)/check.sh
 
 ## make stress: the long reliability runs (fuzzer, races, SIGKILL, fault
-## injection, kmemleak after each) on the debug kernel; SEED=n replays.
+## injection, kmemleak after each) on the debug kernel, then the vIOMMU,
+## arm64 4 KiB and i386 PAE guests; SEED=n replays, STRESS_RUNS="pc viommu
+## platforms" picks runs.
 stress:
 	@$(S)/stress.sh
 
 ## make bench: cdev no-IOMMU path against the legacy group path, one guest,
 ## one run, guest time counted in instructions (ICOUNT=0: wall time);
-## RUNS=2 to compare runs.
+## RUNS=2 to compare runs; ARCH=arm64 on the arm64 64 KiB-page guest.
 bench:
 	@$(S)/bench.sh
 
