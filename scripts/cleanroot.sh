@@ -5,7 +5,8 @@
 # scripts/deps.sh, then, with the repository bind-mounted read-only at its
 # own path and build/check (made by the apply stage) as the source: builds
 # the uAPI headers, the demo and the test programs (scripts/tests-build.sh
-# with BUILD=build/cleanroot-out), configures and prepares a small kernel
+# with BUILD=build/cleanroot-out; x86_64, and for arm64 and i386 a static
+# program links with the cross compiler), configures and prepares a small kernel
 # (kconfig, objtool, sign-file, timeconst), and checks that every command a
 # harness stage or a guest run needs is there.  Appends PASS/FAIL lines to
 # RESULTS; a FAIL names what is missing.
@@ -26,7 +27,7 @@ start=$(date +%s)
 root="" mounted=0 reason="" state=""
 
 N_DEPS="cleanroot: deps.sh installs everything on a minimal Debian 12 root"
-N_TESTS="cleanroot: uAPI headers, demo and test programs build on the clean root"
+N_TESTS="cleanroot: uAPI headers, demo and test programs build on the clean root (x86_64; arm64 and i386: a static program links)"
 N_KERNEL="cleanroot: a kernel configures and prepares on the clean root (kconfig, objtool, sign-file)"
 N_CMDS="cleanroot: every command the harness and guest runs need is present"
 
@@ -272,12 +273,28 @@ check_deps() {
 	done
 }
 
+# All programs for x86_64; for arm64 and i386 (whose programs the test
+# programs stage builds with the same scripts) a static program that uses
+# what they use links with the cross compiler and libc deps.sh installs.
 check_tests_build() {
 	local err="$out/logs/tests-build.err"
-	if ! in_root "$TOP/scripts/tests-build.sh" "$CHECK_TREE" x86_64 arm64 i386 2> "$err"; then
+	if ! in_root "$TOP/scripts/tests-build.sh" "$CHECK_TREE" x86_64 2> "$err"; then
 		cat "$err" >&2
 		echo "tests-build.sh in the clean root: $(grep -m1 '^ERROR' "$err" || tail -1 "$err")"
 	fi
+	# shellcheck disable=SC2016	# expanded in the root
+	in_root bash -c '. "$1/scripts/lib.sh"
+		for arch in arm64 i386; do
+			set_arch "$arch"
+			rm -f "/tmp/cross-$arch"
+			printf "%s\n" "#include <pthread.h>" "#include <sys/mman.h>" \
+				"#include <sys/ioctl.h>" "#include <linux/types.h>" \
+				"static void *f(void *p) { return mmap(p, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0); }" \
+				"int main(void) { pthread_t t; __u64 x = 0; return pthread_create(&t, 0, f, &x) || ioctl(0, 0); }" |
+				$TARGET_CC -static -Wall -Werror -x c -o /tmp/cross-$arch - -lpthread 2>&1 | head -3 |
+				sed "s/^/$TARGET_CC -static (scripts\/tests-build.sh, $arch): /" || true
+			[ -x /tmp/cross-$arch ] || echo "$TARGET_CC cannot link a static program for $arch (needed by scripts/tests-build.sh)"
+		done' _ "$TOP"
 }
 
 # tinyconfig plus modules signing (sign-file: openssl headers) and the ORC
