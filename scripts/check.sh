@@ -41,9 +41,8 @@ stage "Kconfig matrix"
 
 stage "test programs"
 # for the architecture of every guest run
-arches=$(grep -v '^#' "$TOP/guest/runs" | while read -r variant _; do
-	[ -z "$variant" ] || variant_arch "$variant"
-done | sort -u)
+variants=$(grep -v '^#' "$TOP/guest/runs" | awk 'NF { print $1 }' | sort -u)
+arches=$(for variant in $variants; do variant_arch "$variant"; done | sort -u)
 # shellcheck disable=SC2086	# one word each
 if ! "$TOP/scripts/tests-build.sh" "$CHECK_TREE" $arches; then
 	fail "tests: the test programs do not build"
@@ -55,7 +54,7 @@ fi
 # from here on (nice): the clean root mostly waits on the network and a
 # TCG guest keeps about one core busy.  Their runs come last.
 declare -A bgbuild=()
-for variant in $(grep -v '^#' "$TOP/guest/runs" | awk 'NF { print $1 }' | sort -u); do
+for variant in $variants; do
 	[ "$(variant_arch "$variant")" != x86_64 ] || continue
 	say "building the $variant kernel in the background (log: build/logs/build-$variant.log)"
 	nice -n 10 "$TOP/scripts/build.sh" "$CHECK_TREE" "$variant" > "$LOGS/build-$variant.out" 2>&1 &

@@ -61,7 +61,10 @@ variant_arch() {
 # set_arch ARCH: for a kernel and test programs of ARCH (x86_64, arm64 or
 # i386, the last two with Debian's cross compilers), KARGS (kmake's
 # arguments), TARGET_CC (static userspace), KIMAGE (the image to boot,
-# under the objdir) and BIN (the test programs, build/bin for x86_64).
+# under the objdir), BIN (the test programs, build/bin for x86_64) and
+# BUSYBOX (the guest's static busybox: the host's for x86_64, else Debian's
+# busybox-static of ARCH, which deps.sh unpacks under build/busybox/, as
+# packages of different architectures cannot be installed side by side).
 set_arch() {
 	KARCH=$1
 	case "$1" in
@@ -74,20 +77,8 @@ set_arch() {
 		KIMAGE=arch/x86/boot/bzImage ;;
 	*)	die "unknown ARCH '$1'" ;;
 	esac
-	BIN=$BUILD/bin
-	[ "$1" = x86_64 ] || BIN=$BUILD/bin-$1
-}
-
-# guest_busybox ARCH: the static busybox for a guest of ARCH: the host's for
-# x86_64, else Debian's busybox-static of that architecture, which deps.sh
-# unpacks under build/busybox/ (dpkg multiarch; the packages of different
-# architectures cannot be installed side by side).
-guest_busybox() {
-	case "$1" in
-	x86_64)	echo /bin/busybox ;;
-	arm64)	echo "$BUILD/busybox/arm64/bin/busybox" ;;
-	i386)	echo "$BUILD/busybox/i386/bin/busybox" ;;
-	esac
+	BIN=$BUILD/bin BUSYBOX=/bin/busybox
+	[ "$1" = x86_64 ] || BIN=$BUILD/bin-$1 BUSYBOX=$BUILD/busybox/$1/bin/busybox
 }
 
 # verdict RESULTS NAME FINDINGS: one result line, PASS when FINDINGS is
