@@ -273,9 +273,10 @@ check_deps() {
 	done
 }
 
-# All programs for x86_64; for arm64 and i386 (whose programs the test
-# programs stage builds with the same scripts) a static program that uses
-# what they use links with the cross compiler and libc deps.sh installs.
+# All programs for x86_64; for arm64 and i386 (whose programs make check's
+# test programs stage builds on the host with the same scripts) a static
+# program that uses what they use links with the cross compiler and libc
+# deps.sh installs.
 check_tests_build() {
 	local err="$out/logs/tests-build.err"
 	if ! in_root "$TOP/scripts/tests-build.sh" "$CHECK_TREE" x86_64 2> "$err"; then
